@@ -1,0 +1,77 @@
+"""One mapping from errors to HTTP; every error body is {"detail", and "field" or "status"}."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from api.schemas import ErrorBody
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A domain error with its HTTP status; raised by handlers, rendered by `api_error`."""
+
+    def __init__(
+        self, status_code: int, detail: str, *, field: str | None = None, status: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.body = ErrorBody(detail=detail, field=field, status=status)
+
+
+def _respond(
+    status_code: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+def api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    return _respond(exc.status_code, exc.body)
+
+
+_PATH = re.compile(r"`\$\.([\w.\[\]]+)`")
+
+
+def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Litestar's body/param validation, reworded so the message starts with the field's name."""
+    field: str | None = None
+    message = exc.detail
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    if extra and isinstance(extra[0], dict):
+        first = extra[0]
+        message = str(first.get("message", message))
+        field = first.get("key") or None
+        if field is None:
+            found = _PATH.search(message)
+            field = found.group(1) if found else None
+        # msgspec names unknown and missing fields only in its message.
+        named = re.search(r"(?:unknown|missing required) field `([^`]+)`", message)
+        if named:
+            field = named.group(1)
+        message = _PATH.sub("", message).strip(" -")
+    detail = f"{field}: {message}" if field else message
+    return _respond(400, ErrorBody(detail=detail, field=field))
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return _respond(exc.status_code, ErrorBody(detail=str(exc.detail)), exc.headers)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _respond(HTTP_500_INTERNAL_SERVER_ERROR, ErrorBody(detail="internal server error"))
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ApiError: api_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
+}

@@ -1,0 +1,77 @@
+"""Connections: where the database is (DATABASE_URL or the embedded server) and the pool."""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+from typing import Any
+
+import asyncpg
+
+from shared.settings import Settings
+
+EMBEDDED_DATABASE = "duetime"
+
+# Worker connections: with statistics taken while the table was small (fresh deploy, bulk load)
+# the planner answers the claim with a bitmap scan that sorts every due row, 18x slower at 50k due
+# rows. Without bitmap scans the ordered walk of tasks_due_idx, which stops after LIMIT rows, is
+# always chosen: the claim's cost no longer depends on the statistics.
+WORKER_SERVER_SETTINGS = {"enable_bitmapscan": "off"}
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The same server, another database (works for host:port and ?host=/socket URLs)."""
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def database_name(dsn: str) -> str:
+    return urllib.parse.urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
+def embedded_dsn(settings: Settings) -> str:
+    """The DSN of the embedded server under settings.data_dir (which must be running)."""
+    from shared.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.data_dir)
+    if not server.is_running():
+        raise RuntimeError(
+            f"no DATABASE_URL and no embedded PostgreSQL running in {server.pgdata}: "
+            "start one with `duetime dev` (or set DATABASE_URL)"
+        )
+    return with_database(server.dsn(), EMBEDDED_DATABASE)
+
+
+def resolve_dsn(settings: Settings) -> str:
+    return settings.database_url or embedded_dsn(settings)
+
+
+async def ensure_database(server_dsn: str, database: str) -> None:
+    """CREATE DATABASE if it does not exist (a race with another creator is fine)."""
+    conn = await asyncpg.connect(with_database(server_dsn, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    size: int,
+    application_name: str,
+    server_settings: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        server_settings={"application_name": application_name, **(server_settings or {})},
+        **kwargs,
+    )
+    assert pool is not None
+    return pool

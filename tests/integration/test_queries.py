@@ -1,0 +1,222 @@
+"""Every query and every transition, against a real PostgreSQL, with the clock pinned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from shared import queries
+from shared.ids import new_task_id
+from shared.task import TaskStatus
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+TYPES = ["foo", "bar", "baz", "noop"]
+
+
+async def add(pool: asyncpg.Pool, *times: datetime, task_type: str = "noop", horizon: float = 5.0):
+    ids = [new_task_id() for _ in times]
+    await queries.insert_many(
+        pool, ids, [task_type] * len(ids), list(times), ['{"n": 1}'] * len(ids), horizon
+    )
+    return ids
+
+
+async def status_of(pool: asyncpg.Pool, task_id) -> TaskStatus:
+    row = await queries.get(pool, task_id)
+    assert row is not None
+    return TaskStatus(row["status"])
+
+
+async def test_insert_then_get_round_trips(pool: asyncpg.Pool) -> None:
+    [task_id] = await add(pool, T0)
+    row = await queries.get(pool, task_id)
+    assert row is not None
+    assert (row["status"], row["attempts"], row["execution_time"]) == ("submitted", 0, T0)
+    assert row["payload"] == '{"n": 1}'
+
+
+async def test_claim_never_takes_a_task_before_it_is_due(pool: asyncpg.Pool) -> None:
+    early, late = await add(pool, T0, T0 + timedelta(seconds=10))
+    claimed = await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=5))
+    assert [r["id"] for r in claimed] == [early]
+    assert await status_of(pool, late) is TaskStatus.SUBMITTED
+    assert (
+        await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=9.999)) == []
+    )
+    assert [
+        r["id"]
+        for r in await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=10))
+    ] == [late]
+
+
+async def test_claim_takes_oldest_due_first_up_to_the_limit(pool: asyncpg.Pool) -> None:
+    ids = await add(pool, *(T0 - timedelta(seconds=s) for s in range(5)))
+    claimed = await queries.claim_due(pool, 2, "w1", 30, TYPES, now=T0)
+    assert {r["id"] for r in claimed} == {ids[4], ids[3]}  # RETURNING has no order of its own
+    row = await queries.get(pool, ids[4])
+    assert row is not None
+    assert row["status"] == "started_executing"
+    assert row["attempts"] == 1
+    assert row["worker_id"] == "w1"
+    assert row["started_at"] == T0
+    assert row["lease_expires_at"] == T0 + timedelta(seconds=30)
+
+
+async def test_claim_only_takes_the_types_the_worker_runs(pool: asyncpg.Pool) -> None:
+    [mine] = await add(pool, T0, task_type="noop")
+    [other] = await add(pool, T0, task_type="custom")
+    claimed = await queries.claim_due(pool, 10, "w1", 30, ["noop"], now=T0)
+    assert [r["id"] for r in claimed] == [mine]
+    assert await status_of(pool, other) is TaskStatus.SUBMITTED
+    assert await queries.next_due(pool, ["noop"], now=T0) is None
+    assert await queries.next_due(pool, ["custom"], now=T0) == 0
+
+
+async def test_two_concurrent_claims_never_share_a_row(pool: asyncpg.Pool) -> None:
+    await add(pool, *([T0] * 50))
+    async with pool.acquire() as a, pool.acquire() as b:
+        tx = a.transaction()
+        await tx.start()
+        first = await queries.claim_due(a, 30, "a", 30, TYPES, now=T0)
+        second = await queries.claim_due(b, 50, "b", 30, TYPES, now=T0)  # skips a's locked rows
+        await tx.commit()
+    assert len(first) == 30
+    assert len(second) == 20
+    assert not {r["id"] for r in first} & {r["id"] for r in second}
+
+
+async def test_next_due_is_seconds_to_the_earliest_submitted(pool: asyncpg.Pool) -> None:
+    assert await queries.next_due(pool, TYPES, now=T0) is None
+    await add(pool, T0 + timedelta(seconds=7), T0 + timedelta(seconds=3))
+    assert await queries.next_due(pool, TYPES, now=T0) == pytest.approx(3.0)
+    assert await queries.next_due(pool, TYPES, now=T0 + timedelta(seconds=4)) == pytest.approx(-1.0)
+
+
+async def test_complete_is_fenced_by_attempt(pool: asyncpg.Pool) -> None:
+    a, b = await add(pool, T0, T0)
+    await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0)
+    written = await queries.complete_many(
+        pool,
+        [a, b],
+        [1, 2],
+        [TaskStatus.DONE, TaskStatus.DONE],
+        ['{"ok": true}', None],
+        [None, None],
+    )
+    assert written == {a}  # b's attempt 2 does not exist: a stale or forged result is dropped
+    row = await queries.get(pool, a)
+    assert row is not None
+    assert (row["status"], row["result"], row["lease_expires_at"]) == ("done", '{"ok": true}', None)
+    assert row["finished_at"] is not None
+    assert await status_of(pool, b) is TaskStatus.STARTED_EXECUTING
+    # Completing twice writes nothing the second time.
+    assert await queries.complete_many(pool, [a], [1], [TaskStatus.FAILED], [None], ["x"]) == set()
+    assert await status_of(pool, a) is TaskStatus.DONE
+
+
+async def test_complete_records_failure_text(pool: asyncpg.Pool) -> None:
+    [a] = await add(pool, T0)
+    await queries.claim_due(pool, 1, "w1", 30, TYPES, now=T0)
+    await queries.complete_many(pool, [a], [1], [TaskStatus.FAILED], [None], ["ValueError: boom"])
+    row = await queries.get(pool, a)
+    assert row is not None
+    assert (row["status"], row["last_error"]) == ("failed", "ValueError: boom")
+
+
+async def test_complete_refuses_non_terminal_statuses(pool: asyncpg.Pool) -> None:
+    with pytest.raises(ValueError, match="done or failed"):
+        await queries.complete_many(
+            pool, [new_task_id()], [1], [TaskStatus.DELETED], [None], [None]
+        )
+
+
+async def test_delete_only_while_submitted(pool: asyncpg.Pool) -> None:
+    waiting, running = await add(pool, T0 + timedelta(hours=1), T0)
+    await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0)
+    deleted = await queries.delete_submitted(pool, waiting)
+    assert deleted is not None
+    assert deleted["status"] == "deleted"
+    assert deleted["finished_at"] is not None
+    assert await queries.delete_submitted(pool, running) is None
+    assert await status_of(pool, running) is TaskStatus.STARTED_EXECUTING
+    assert await queries.delete_submitted(pool, waiting) is None  # already deleted
+    # A deleted task is never claimed, however late it gets.
+    assert await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(days=1)) == []
+
+
+async def test_delete_waits_for_a_racing_claim_and_then_refuses(pool: asyncpg.Pool) -> None:
+    import asyncio
+
+    [task_id] = await add(pool, T0)
+    async with pool.acquire() as claimer:
+        tx = claimer.transaction()
+        await tx.start()
+        assert len(await queries.claim_due(claimer, 1, "w1", 30, TYPES, now=T0)) == 1
+        delete = asyncio.create_task(queries.delete_submitted(pool, task_id))
+        await asyncio.sleep(0.2)
+        assert not delete.done()  # blocked on the claim's row lock
+        await tx.commit()
+    assert await delete is None
+    assert await status_of(pool, task_id) is TaskStatus.STARTED_EXECUTING
+
+
+async def test_list_pages_by_keyset_and_filters(pool: asyncpg.Pool) -> None:
+    ids = await add(pool, *([T0] * 5))
+    extra = await add(pool, T0, task_type="foo")
+    first = await queries.list_page(pool, status=None, task_type="noop", after=None, limit=3)
+    rest = await queries.list_page(
+        pool, status=None, task_type="noop", after=first[-1]["id"], limit=3
+    )
+    assert [r["id"] for r in first + rest] == sorted(ids)
+    await queries.delete_submitted(pool, ids[0])
+    deleted = await queries.list_page(
+        pool, status=TaskStatus.DELETED, task_type=None, after=None, limit=10
+    )
+    assert [r["id"] for r in deleted] == [ids[0]]
+    foo = await queries.list_page(
+        pool, status=TaskStatus.SUBMITTED, task_type="foo", after=None, limit=10
+    )
+    assert [r["id"] for r in foo] == extra
+
+
+async def test_insert_notifies_only_for_tasks_due_within_the_horizon(
+    pool: asyncpg.Pool, dsn: str
+) -> None:
+    import asyncio
+
+    got: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(dsn)
+    await listener.add_listener("duetime_due", lambda *args: got.put_nowait(args[2]))
+    try:
+        now = datetime.now(UTC)
+        ids = [new_task_id(), new_task_id()]
+        far = await queries.insert_many(
+            pool, ids, ["noop"] * 2, [now + timedelta(hours=1)] * 2, ["{}"] * 2, 5.0
+        )
+        soon = await queries.insert_many(
+            pool,
+            [new_task_id(), new_task_id()],
+            ["noop"] * 2,
+            [now + timedelta(hours=1), now + timedelta(seconds=1)],
+            ["{}"] * 2,
+            5.0,
+        )
+        assert (far, soon) == (False, True)
+        await asyncio.wait_for(got.get(), 5)
+        assert got.empty()  # one NOTIFY for the batch, none for the far one
+    finally:
+        await listener.close()
+
+
+async def test_state_machine_constraints_reject_impossible_rows(pool: asyncpg.Pool) -> None:
+    [task_id] = await add(pool, T0)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute("UPDATE tasks SET status = 'done' WHERE id = $1", task_id)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute("UPDATE tasks SET status = 'started_executing' WHERE id = $1", task_id)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await queries.insert_many(pool, [new_task_id()], ["bad type!"], [T0], ["{}"], 5.0)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await queries.insert_many(pool, [new_task_id()], ["noop"], [T0], ["[1]"], 5.0)
