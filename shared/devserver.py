@@ -24,6 +24,15 @@ from shared.settings import Settings
 console = Console(stderr=True)
 
 
+def api_args(host: str, port: int) -> list[str]:
+    """`duetime api …` as dev, the e2e tests and docker-compose.yml all start it."""
+    return ["api", "--host", host, "--port", str(port)]
+
+
+WORKER_ARGS = ["worker"]
+MIGRATE_ARGS = ["migrate"]
+
+
 def duetime_command() -> list[str]:
     """The `duetime` console script of this environment (or `python -m duetime` without one)."""
     script = Path(sys.executable).parent / "duetime"
@@ -85,12 +94,12 @@ def _run_processes(settings: Settings, workers: int, *, embedded: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        spawn("api", ["api", "--host", settings.host, "--port", str(settings.port)])
+        spawn("api", api_args(settings.host, settings.port))
         if not _wait_healthy(f"{base}/health", children[0][1], lambda: stopping):
             console.print("[red]the API did not start; see its log above[/red]")
             return 1
         for n in range(workers):
-            spawn(f"worker-{n + 1}", ["worker"])
+            spawn(f"worker-{n + 1}", WORKER_ARGS)
         _banner(settings, base, workers, embedded)
         while not stopping:
             for role, child in children:
