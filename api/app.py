@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 
 from api.errors import EXCEPTION_HANDLERS
 from api.inserter import Inserter
+from api.notifier import DueNotifier
 from api.routes import ROUTES
 from shared import db
 from shared.registry import known_task_types
@@ -28,10 +29,12 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
             application_name="duetime-api",
         )
         app.state.pool = pool
-        app.state.inserter = Inserter(pool, wake_horizon=settings.wake_horizon_seconds)
+        notifier = DueNotifier(pool, horizon=settings.wake_horizon_seconds)
+        app.state.inserter = Inserter(pool, notifier)
         try:
             yield
         finally:
+            await notifier.close()
             await pool.close()
 
     return Litestar(

@@ -15,6 +15,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from api.notifier import DueNotifier
 from shared import queries
 
 
@@ -29,13 +30,13 @@ class Inserter:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        notifier: DueNotifier,
         *,
-        wake_horizon: float,
         max_batch: int = 1000,
         max_inflight: int = 4,
     ) -> None:
         self._pool = pool
-        self._wake_horizon = wake_horizon
+        self._notifier = notifier
         self._max_batch = max_batch
         self._max_inflight = max_inflight
         self._queue: deque[tuple[NewTask, asyncio.Future[None]]] = deque()
@@ -76,11 +77,11 @@ class Inserter:
             self._inflight -= 1
 
     async def _write(self, tasks: list[NewTask]) -> None:
-        await queries.insert_many(
+        due_in = await queries.insert_many(
             self._pool,
             [t.id for t in tasks],
             [t.task_type for t in tasks],
             [t.execution_time for t in tasks],
             [t.payload for t in tasks],
-            self._wake_horizon,
         )
+        self._notifier.due_in(due_in)

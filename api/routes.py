@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
+from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -16,18 +19,40 @@ from api.inserter import Inserter, NewTask
 from api.schemas import MAX_PAYLOAD_BYTES, TaskCreate, TaskCreated, TaskPage
 from shared import queries
 from shared.ids import new_task_id
+from shared.registry import TASK_TYPE_PATTERN
 from shared.task import TaskStatus, TaskView
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 _encoder = msgspec.json.Encoder()
 _STATUSES = ", ".join(s.value for s in TaskStatus)
+# Litestar converts a body leniently (a number or a numeric string becomes a Unix-time datetime),
+# so POST /task first decodes it strictly: execution_time must be an RFC 3339 string.
+_strict_task = msgspec.json.Decoder(TaskCreate)
+# Postgres's jsonb refuses \u0000; an unescaped one would fail the whole group-commit batch.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _require_json(request: Request[Any, Any, Any]) -> None:
+async def _check_task_body(request: Request[Any, Any, Any]) -> None:
+    """Before Litestar parses the body: the content type first, then a strict decode."""
     media_type, _ = request.content_type
     if media_type != "application/json":
         raise ApiError(415, f"Content-Type must be application/json, got {media_type or 'none'!r}")
+    body = await request.body()
+    if not body:
+        raise ApiError(400, "the request body is empty; expected a JSON object")
+    try:
+        _strict_task.decode(body)
+    except msgspec.ValidationError as exc:
+        message, _, at = str(exc).partition(" - at ")
+        key = at.strip("`").removeprefix("$").removeprefix(".") or None
+        if key is None and message.startswith("Expected"):
+            message = f"the request body must be a JSON object: {message}"
+        raise ValidationException(extra=[{"message": message, "key": key}]) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply") from None
 
 
 def _task_id(raw: str) -> UUID:
@@ -42,12 +67,14 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@post("/task", status_code=HTTP_201_CREATED, request_max_body_size=2 * MAX_PAYLOAD_BYTES)
-async def create_task(
-    request: Request[Any, Any, Any], data: TaskCreate, state: State
-) -> Response[TaskCreated]:
+@post(
+    "/task",
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=2 * MAX_PAYLOAD_BYTES,
+    before_request=_check_task_body,
+)
+async def create_task(data: TaskCreate, state: State) -> Response[TaskCreated]:
     """Submit a task; it runs once, at or after execution_time."""
-    _require_json(request)
     known: frozenset[str] = state.task_types
     if data.task_type not in known:
         raise ApiError(
@@ -62,6 +89,14 @@ async def create_task(
             f"payload: {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
             field="payload",
         )
+    if _JSON_NUL.search(payload):
+        raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
+    try:
+        data.execution_time.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(
+            400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
+        ) from None
     task_id = new_task_id()
     inserter: Inserter = state.inserter
     await inserter.insert(NewTask(task_id, data.task_type, data.execution_time, payload.decode()))
@@ -98,6 +133,8 @@ async def list_tasks(
             raise ApiError(
                 400, f"status: {status!r} is not one of {_STATUSES}", field="status"
             ) from None
+    if task_type is not None and not TASK_TYPE_PATTERN.fullmatch(task_type):
+        raise ApiError(400, f"type: {task_type!r} is not a task type name", field="type")
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(400, f"limit: must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
     after = None

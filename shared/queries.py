@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -39,12 +40,21 @@ async def insert_many(
     task_types: Sequence[str],
     execution_times: Sequence[datetime],
     payloads: Sequence[str],
-    wake_horizon: float,
-) -> bool:
-    notified = await db.fetchval(
-        sql()["task_insert_many"], ids, task_types, execution_times, payloads, wake_horizon
+) -> float:
+    """Insert a batch; the seconds until its earliest task is due (negative: overdue)."""
+    due_in: float = await db.fetchval(
+        sql()["task_insert_many"], ids, task_types, execution_times, payloads
     )
-    return bool(notified)
+    return due_in
+
+
+async def notify_due(db: Executor, due_in: float) -> None:
+    await db.execute(sql()["task_notify_due"], f"{max(due_in, 0.0):.6f}")
+
+
+class Claim(NamedTuple):
+    rows: list[asyncpg.Record]
+    next_due_in: float | None  # seconds to the earliest task not yet due; None: none at all
 
 
 async def claim_due(
@@ -54,15 +64,11 @@ async def claim_due(
     lease_seconds: float,
     task_types: Sequence[str],
     now: datetime | None = None,
-) -> list[asyncpg.Record]:
-    return await db.fetch(sql()["task_claim_due"], limit, worker_id, lease_seconds, task_types, now)
-
-
-async def next_due(
-    db: Executor, task_types: Sequence[str], now: datetime | None = None
-) -> float | None:
-    delay: float | None = await db.fetchval(sql()["task_next_due"], task_types, now)
-    return delay
+) -> Claim:
+    rows = await db.fetch(sql()["task_claim_due"], limit, worker_id, lease_seconds, task_types, now)
+    marker = rows.pop()  # the statement always ends with the next-due row
+    assert marker["id"] is None
+    return Claim(rows, marker["next_due_in"])
 
 
 async def complete_many(

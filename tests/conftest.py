@@ -6,6 +6,8 @@ The schema is migrated once into a template database; each test gets a fresh cop
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,15 +20,21 @@ from shared.embedded import EmbeddedPostgres
 
 
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     """A DSN to a maintenance database of the server the tests use."""
     url = os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
-    yield server.start()
-    server.stop()
+    # Not under pytest's basetemp: pytest resets that to mode 0700 when another session starts,
+    # which locks out the unprivileged user the server runs as when we are root.
+    home = Path(tempfile.mkdtemp(prefix="duetime-test-pg-"))
+    server = EmbeddedPostgres(home)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 async def _admin(server_dsn: str, *statements: str) -> None:

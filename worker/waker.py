@@ -1,13 +1,15 @@
-"""Wakes the claim loop on NOTIFY duetime_due, over one dedicated LISTEN connection.
+"""Tells the claim loop when a new task is due, from NOTIFY duetime_due on a dedicated connection.
 
-If the connection drops, the loop still wakes on its timer (never later than the wake horizon);
-this re-listens with backoff and wakes the loop once it is back, in case a notification was missed.
+Each notification carries "due in N seconds". If the connection drops, the loop still wakes on its
+timer (never later than the wake horizon); this re-listens with backoff and, once back, reports
+"due now" in case a notification was missed while it was away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -17,13 +19,17 @@ CHANNEL = "duetime_due"
 
 
 class Waker:
-    def __init__(self, dsn: str, wake: asyncio.Event) -> None:
+    def __init__(self, dsn: str, on_due: Callable[[float], None]) -> None:
         self._dsn = dsn
-        self._wake = wake
+        self._on_due = on_due
         self.connected = asyncio.Event()
 
-    def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        try:
+            due_in = float(str(payload))
+        except ValueError:
+            due_in = 0.0  # a NOTIFY from elsewhere without our payload: look now
+        self._on_due(due_in)
 
     async def run(self) -> None:
         backoff = 0.1
@@ -43,7 +49,7 @@ class Waker:
                 await conn.add_listener(CHANNEL, self._on_notify)
                 backoff = 0.1
                 self.connected.set()
-                self._wake.set()
+                self._on_due(0.0)
                 await lost.wait()
                 log.warning("LISTEN connection lost; reconnecting")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

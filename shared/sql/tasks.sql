@@ -3,27 +3,33 @@
 -- (always, in production) means the database's clock, never the app's.
 
 -- name: task_insert_many
--- Inserts a batch of tasks and NOTIFYs workers once if any of them is due within the wake horizon.
+-- Inserts a batch of tasks. Returns the seconds from now (the database's clock) to the batch's
+-- earliest execution_time, which the API uses to decide whether to wake the workers.
 -- $1 uuid[] ids, $2 text[] task types, $3 timestamptz[] execution times, $4 text[] payloads (JSON
--- objects), $5 float8 wake horizon in seconds. Returns whether it notified.
+-- objects).
 WITH ins AS (
     INSERT INTO tasks (id, task_type, execution_time, payload)
     SELECT id, task_type, execution_time, payload::jsonb
     FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[])
         AS n(id, task_type, execution_time, payload)
     RETURNING execution_time
-), soon AS (
-    SELECT pg_notify('duetime_due', '')
-    FROM ins
-    HAVING min(execution_time) <= now() + make_interval(secs => $5)
 )
-SELECT (SELECT count(*) FROM soon) > 0 AS notified;
+SELECT extract(epoch FROM min(execution_time) - now())::float8 AS due_in FROM ins;
+
+-- name: task_notify_due
+-- Wakes the workers: some task is due in $1 text seconds (a float, 0 when due now). Sent after the
+-- insert committed, at most once per few ms per API process: a NOTIFY takes a database-wide lock
+-- at commit, so one per insert would serialise them.
+SELECT pg_notify('duetime_due', $1);
 
 -- name: task_claim_due
 -- Claims up to $1 due submitted tasks, oldest due first, for worker $2 with a lease of $3 seconds,
 -- of the task types in $4 text[] (those it has handlers for). $5 timestamptz now (NULL: the
 -- database's clock). SKIP LOCKED lets any number of workers claim side by side; the partial index
 -- tasks_due_idx drives the scan whatever the statistics say.
+-- Returns the claimed rows, then one row with id NULL whose next_due_in is the seconds to the
+-- earliest task not yet due (NULL if none): the worker sleeps that long. Due rows it skipped are
+-- held by another worker's claim and are that worker's to run.
 WITH due AS (
     SELECT id
     FROM tasks
@@ -33,23 +39,27 @@ WITH due AS (
     ORDER BY execution_time
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE tasks AS t
+    SET status = 'started_executing',
+        attempts = t.attempts + 1,
+        started_at = coalesce($5::timestamptz, now()),
+        worker_id = $2,
+        lease_expires_at = coalesce($5::timestamptz, now()) + make_interval(secs => $3)
+    FROM due
+    WHERE t.id = due.id AND t.status = 'submitted'
+    RETURNING t.id, t.task_type, t.attempts, t.execution_time, t.payload
 )
-UPDATE tasks AS t
-SET status = 'started_executing',
-    attempts = t.attempts + 1,
-    started_at = coalesce($5::timestamptz, now()),
-    worker_id = $2,
-    lease_expires_at = coalesce($5::timestamptz, now()) + make_interval(secs => $3)
-FROM due
-WHERE t.id = due.id AND t.status = 'submitted'
-RETURNING t.id, t.task_type, t.attempts, t.execution_time, t.payload;
-
--- name: task_next_due
--- Seconds from now to the earliest submitted task's execution_time among the task types in $1
--- text[] (negative if overdue, NULL if none). $2 timestamptz now (NULL: the database's clock).
-SELECT extract(epoch FROM min(execution_time) - coalesce($2::timestamptz, now()))::float8 AS delay
-FROM tasks
-WHERE status = 'submitted' AND task_type = ANY($1::text[]);
+SELECT id, task_type, attempts, execution_time, payload, NULL::float8 AS next_due_in
+FROM claimed
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, (
+    SELECT extract(epoch FROM min(execution_time) - coalesce($5::timestamptz, now()))::float8
+    FROM tasks
+    WHERE status = 'submitted'
+        AND execution_time > coalesce($5::timestamptz, now())
+        AND task_type = ANY($4::text[])
+);
 
 -- name: task_complete_many
 -- Finishes a batch of attempts, each fenced by its attempt number so a stale worker can never

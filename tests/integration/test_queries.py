@@ -15,10 +15,10 @@ T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 TYPES = ["foo", "bar", "baz", "noop"]
 
 
-async def add(pool: asyncpg.Pool, *times: datetime, task_type: str = "noop", horizon: float = 5.0):
+async def add(pool: asyncpg.Pool, *times: datetime, task_type: str = "noop"):
     ids = [new_task_id() for _ in times]
     await queries.insert_many(
-        pool, ids, [task_type] * len(ids), list(times), ['{"n": 1}'] * len(ids), horizon
+        pool, ids, [task_type] * len(ids), list(times), ['{"n": 1}'] * len(ids)
     )
     return ids
 
@@ -39,21 +39,21 @@ async def test_insert_then_get_round_trips(pool: asyncpg.Pool) -> None:
 
 async def test_claim_never_takes_a_task_before_it_is_due(pool: asyncpg.Pool) -> None:
     early, late = await add(pool, T0, T0 + timedelta(seconds=10))
-    claimed = await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=5))
-    assert [r["id"] for r in claimed] == [early]
+    claim = await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=5))
+    assert [r["id"] for r in claim.rows] == [early]
+    assert claim.next_due_in == pytest.approx(5.0)  # the worker sleeps until `late` is due
     assert await status_of(pool, late) is TaskStatus.SUBMITTED
-    assert (
-        await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=9.999)) == []
-    )
-    assert [
-        r["id"]
-        for r in await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=10))
-    ] == [late]
+    almost = await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=9.999))
+    assert almost.rows == []
+    assert almost.next_due_in == pytest.approx(0.001)
+    due = await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(seconds=10))
+    assert [r["id"] for r in due.rows] == [late]
+    assert due.next_due_in is None  # nothing left at all
 
 
 async def test_claim_takes_oldest_due_first_up_to_the_limit(pool: asyncpg.Pool) -> None:
     ids = await add(pool, *(T0 - timedelta(seconds=s) for s in range(5)))
-    claimed = await queries.claim_due(pool, 2, "w1", 30, TYPES, now=T0)
+    claimed = (await queries.claim_due(pool, 2, "w1", 30, TYPES, now=T0)).rows
     assert {r["id"] for r in claimed} == {ids[4], ids[3]}  # RETURNING has no order of its own
     row = await queries.get(pool, ids[4])
     assert row is not None
@@ -67,11 +67,12 @@ async def test_claim_takes_oldest_due_first_up_to_the_limit(pool: asyncpg.Pool) 
 async def test_claim_only_takes_the_types_the_worker_runs(pool: asyncpg.Pool) -> None:
     [mine] = await add(pool, T0, task_type="noop")
     [other] = await add(pool, T0, task_type="custom")
-    claimed = await queries.claim_due(pool, 10, "w1", 30, ["noop"], now=T0)
-    assert [r["id"] for r in claimed] == [mine]
+    await add(pool, T0 + timedelta(seconds=2), task_type="custom")
+    claim = await queries.claim_due(pool, 10, "w1", 30, ["noop"], now=T0)
+    assert [r["id"] for r in claim.rows] == [mine]
+    assert claim.next_due_in is None  # the custom task due at T0+2 is not its to run
     assert await status_of(pool, other) is TaskStatus.SUBMITTED
-    assert await queries.next_due(pool, ["noop"], now=T0) is None
-    assert await queries.next_due(pool, ["custom"], now=T0) == 0
+    assert (await queries.claim_due(pool, 10, "w2", 30, ["custom"], now=T0)).next_due_in == 2.0
 
 
 async def test_two_concurrent_claims_never_share_a_row(pool: asyncpg.Pool) -> None:
@@ -79,19 +80,20 @@ async def test_two_concurrent_claims_never_share_a_row(pool: asyncpg.Pool) -> No
     async with pool.acquire() as a, pool.acquire() as b:
         tx = a.transaction()
         await tx.start()
-        first = await queries.claim_due(a, 30, "a", 30, TYPES, now=T0)
+        first = (await queries.claim_due(a, 30, "a", 30, TYPES, now=T0)).rows
         second = await queries.claim_due(b, 50, "b", 30, TYPES, now=T0)  # skips a's locked rows
         await tx.commit()
     assert len(first) == 30
-    assert len(second) == 20
-    assert not {r["id"] for r in first} & {r["id"] for r in second}
+    assert len(second.rows) == 20
+    assert not {r["id"] for r in first} & {r["id"] for r in second.rows}
+    # The rows a held are a's to run: b is not told to come back for them.
+    assert second.next_due_in is None
 
 
-async def test_next_due_is_seconds_to_the_earliest_submitted(pool: asyncpg.Pool) -> None:
-    assert await queries.next_due(pool, TYPES, now=T0) is None
+async def test_an_empty_claim_says_when_the_next_task_is_due(pool: asyncpg.Pool) -> None:
+    assert await queries.claim_due(pool, 5, "w1", 30, TYPES, now=T0) == queries.Claim([], None)
     await add(pool, T0 + timedelta(seconds=7), T0 + timedelta(seconds=3))
-    assert await queries.next_due(pool, TYPES, now=T0) == pytest.approx(3.0)
-    assert await queries.next_due(pool, TYPES, now=T0 + timedelta(seconds=4)) == pytest.approx(-1.0)
+    assert await queries.claim_due(pool, 5, "w1", 30, TYPES, now=T0) == queries.Claim([], 3.0)
 
 
 async def test_complete_is_fenced_by_attempt(pool: asyncpg.Pool) -> None:
@@ -143,7 +145,9 @@ async def test_delete_only_while_submitted(pool: asyncpg.Pool) -> None:
     assert await status_of(pool, running) is TaskStatus.STARTED_EXECUTING
     assert await queries.delete_submitted(pool, waiting) is None  # already deleted
     # A deleted task is never claimed, however late it gets.
-    assert await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(days=1)) == []
+    assert (
+        await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0 + timedelta(days=1))
+    ).rows == []
 
 
 async def test_delete_waits_for_a_racing_claim_and_then_refuses(pool: asyncpg.Pool) -> None:
@@ -153,7 +157,7 @@ async def test_delete_waits_for_a_racing_claim_and_then_refuses(pool: asyncpg.Po
     async with pool.acquire() as claimer:
         tx = claimer.transaction()
         await tx.start()
-        assert len(await queries.claim_due(claimer, 1, "w1", 30, TYPES, now=T0)) == 1
+        assert len((await queries.claim_due(claimer, 1, "w1", 30, TYPES, now=T0)).rows) == 1
         delete = asyncio.create_task(queries.delete_submitted(pool, task_id))
         await asyncio.sleep(0.2)
         assert not delete.done()  # blocked on the claim's row lock
@@ -181,31 +185,28 @@ async def test_list_pages_by_keyset_and_filters(pool: asyncpg.Pool) -> None:
     assert [r["id"] for r in foo] == extra
 
 
-async def test_insert_notifies_only_for_tasks_due_within_the_horizon(
-    pool: asyncpg.Pool, dsn: str
-) -> None:
+async def test_insert_reports_when_its_earliest_task_is_due(pool: asyncpg.Pool) -> None:
+    now: datetime = await pool.fetchval("SELECT now()")
+    times = [now + timedelta(hours=1), now + timedelta(seconds=90), now + timedelta(hours=2)]
+    ids = [new_task_id() for _ in times]
+    due_in = await queries.insert_many(pool, ids, ["noop"] * 3, times, ["{}"] * 3)
+    assert 88 < due_in <= 90  # measured by the database's clock at insert
+    overdue = await queries.insert_many(
+        pool, [new_task_id()], ["noop"], [now - timedelta(minutes=1)], ["{}"]
+    )
+    assert overdue < -59
+
+
+async def test_notify_due_carries_the_delay(pool: asyncpg.Pool, dsn: str) -> None:
     import asyncio
 
     got: asyncio.Queue[str] = asyncio.Queue()
     listener = await asyncpg.connect(dsn)
-    await listener.add_listener("duetime_due", lambda *args: got.put_nowait(args[2]))
+    await listener.add_listener("duetime_due", lambda *args: got.put_nowait(args[3]))
     try:
-        now = datetime.now(UTC)
-        ids = [new_task_id(), new_task_id()]
-        far = await queries.insert_many(
-            pool, ids, ["noop"] * 2, [now + timedelta(hours=1)] * 2, ["{}"] * 2, 5.0
-        )
-        soon = await queries.insert_many(
-            pool,
-            [new_task_id(), new_task_id()],
-            ["noop"] * 2,
-            [now + timedelta(hours=1), now + timedelta(seconds=1)],
-            ["{}"] * 2,
-            5.0,
-        )
-        assert (far, soon) == (False, True)
-        await asyncio.wait_for(got.get(), 5)
-        assert got.empty()  # one NOTIFY for the batch, none for the far one
+        await queries.notify_due(pool, 1.25)
+        await queries.notify_due(pool, -3.0)  # overdue is "now"
+        assert [await asyncio.wait_for(got.get(), 5) for _ in range(2)] == ["1.250000", "0.000000"]
     finally:
         await listener.close()
 
@@ -217,6 +218,6 @@ async def test_state_machine_constraints_reject_impossible_rows(pool: asyncpg.Po
     with pytest.raises(asyncpg.CheckViolationError):
         await pool.execute("UPDATE tasks SET status = 'started_executing' WHERE id = $1", task_id)
     with pytest.raises(asyncpg.CheckViolationError):
-        await queries.insert_many(pool, [new_task_id()], ["bad type!"], [T0], ["{}"], 5.0)
+        await queries.insert_many(pool, [new_task_id()], ["bad type!"], [T0], ["{}"])
     with pytest.raises(asyncpg.CheckViolationError):
-        await queries.insert_many(pool, [new_task_id()], ["noop"], [T0], ["[1]"], 5.0)
+        await queries.insert_many(pool, [new_task_id()], ["noop"], [T0], ["[1]"])
