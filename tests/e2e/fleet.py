@@ -85,6 +85,14 @@ class Fleet:
     def workers(self, n: int, **env: str) -> list[subprocess.Popen[bytes]]:
         return [self.start(f"worker-{i}", WORKER_ARGS, **env) for i in range(n)]
 
+    def wait_listening(self, n: int, within: float = 60) -> None:
+        """Until n workers hold their LISTEN connection: started, connected, claiming."""
+        dsn = self.env["DATABASE_URL"]
+        query = """SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database()
+                     AND application_name = 'duetime-worker-listen'"""
+        wait_until(lambda: fetchval(dsn, query) == n, within, f"{n} workers to listen")
+
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
 

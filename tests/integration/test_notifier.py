@@ -1,4 +1,4 @@
-"""The API's NOTIFY coalescing: many due-soon inserts, few notifications, the earliest delay wins."""
+"""The API's NOTIFY coalescing: a burst of due-soon inserts, one NOTIFY, the earliest delay."""
 
 from __future__ import annotations
 
