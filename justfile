@@ -16,7 +16,7 @@ lint:
 
 # throughput figures, written to docs/benchmarks.md
 bench *args:
-    uv run python scripts/bench/run.py {{args}}
+    uv run python -m scripts.bench.run {{args}}
 
 # the compose stack: postgres, migrate, api and 10 workers (needs a Docker engine)
 up:

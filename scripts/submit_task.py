@@ -2,10 +2,12 @@
 
     uv run python scripts/submit_task.py [--count 10000] [--spread-minutes 30] [--types foo,bar,baz]
         [--url http://127.0.0.1:8000] [--concurrency 64] [--ids-file PATH]
-        [--watch [--timeout 3600]]
+        [--watch [--timeout 3600]] [--json]
 
 Each task gets a random type from --types and an execution_time uniform in [now - M, now + M].
-Only --url is ever contacted (proxy variables in the environment are ignored).
+Only --url is ever contacted (proxy variables in the environment are ignored). --json prints the
+summary as one JSON object on stdout instead of the table (and, with --watch, a second line with
+the final counts); the progress display stays on stderr.
 
 Exit codes: 0 every task accepted (and, with --watch, every accepted task reached done, failed or
 deleted); 1 some were rejected; 2 bad arguments; 3 --watch gave up (--timeout passed, or the API
@@ -59,6 +61,7 @@ class Options:
     watch: bool
     ids_file: Path | None
     timeout: float
+    json: bool = False
 
 
 def _at_least(minimum: float, kind: Callable[[str], float]) -> Callable[[str], float]:
@@ -89,6 +92,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--watch", action="store_true", help="then follow the tasks until all are finished")
     add("--ids-file", type=Path, help="write the accepted task ids here, one a line")
     add("--timeout", type=_at_least(0.001, float), default=3600.0, help="--watch limit, seconds")
+    add("--json", action="store_true", help="print the summary as one JSON object on stdout")
     ns = p.parse_args(argv)
     url: str = ns.url.rstrip("/")
     if not url.startswith(("http://", "https://")):
@@ -228,6 +232,23 @@ def summary_table(summary: Summary, elapsed: float) -> Table:
     return table
 
 
+def summary_record(summary: Summary, elapsed: float) -> dict[str, object]:
+    """The summary table's figures, for --json: rates per second, latencies in milliseconds."""
+    total = summary.accepted + summary.rejected.total()
+    latency = summary.latencies_ms
+    return {
+        "accepted": summary.accepted,
+        "rejected": dict(sorted(summary.rejected.items())),
+        "total": total,
+        "seconds": elapsed,
+        "requests_per_s": total / elapsed if elapsed > 0 else None,
+        "latency_ms": {
+            name: percentile(latency, q) if latency else None
+            for name, q in (("p50", 50.0), ("p99", 99.0), ("max", 100.0))
+        },
+    }
+
+
 async def count_ours(client: httpx.AsyncClient, status: str, ours: frozenset[UUID]) -> int:
     """How many of our tasks are in `status`; pages only the id range our tasks span.
 
@@ -289,7 +310,11 @@ async def run(opts: Options, out: Console, err: Console) -> int:
         started = time.perf_counter()
         outcomes = await submit_all(opts, err)
         summary = summarize(outcomes)
-        out.print(summary_table(summary, time.perf_counter() - started))
+        elapsed = time.perf_counter() - started
+        if opts.json:
+            out.out(msgspec.json.encode(summary_record(summary, elapsed)).decode(), highlight=False)
+        else:
+            out.print(summary_table(summary, elapsed))
         if opts.ids_file is not None:
             opts.ids_file.write_text("".join(f"{task_id}\n" for task_id in summary.task_ids))
         code = EXIT_REJECTED if summary.rejected else EXIT_OK
@@ -303,7 +328,11 @@ async def run(opts: Options, out: Console, err: Console) -> int:
             except (httpx.HTTPError, msgspec.DecodeError) as exc:
                 err.print(f"[red]--watch: listing tasks failed: {exc}")
                 return EXIT_WATCH_FAILED
-            out.print("final: " + ", ".join(f"{s} {counts[s]:,}" for s in TERMINAL))
+            if opts.json:
+                final = {"final": {s: counts[s] for s in TERMINAL}}
+                out.out(msgspec.json.encode(final).decode(), highlight=False)
+            else:
+                out.print("final: " + ", ".join(f"{s} {counts[s]:,}" for s in TERMINAL))
         return code
 
 

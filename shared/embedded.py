@@ -131,7 +131,10 @@ class EmbeddedPostgres:
             )
 
         ensure_user_exists(user)
+        # The server's user must reach both its data and its binaries (in the virtualenv, which
+        # may sit under a 0700 directory such as a fresh clone in a mktemp dir).
         ensure_prefix_permissions(self.pgdata)
+        ensure_prefix_permissions(_bin_path())
         readable = 0o044
         ensure_folder_permissions(_bin_path(), readable | 0o011)
         ensure_folder_permissions(_bin_path().parent / "lib", readable)

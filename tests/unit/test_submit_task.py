@@ -57,6 +57,7 @@ def test_defaults() -> None:
     assert opts.watch is False
     assert opts.ids_file is None
     assert opts.timeout == 3600.0
+    assert opts.json is False
 
 
 def test_every_flag(tmp_path: Path) -> None:
@@ -78,6 +79,7 @@ def test_every_flag(tmp_path: Path) -> None:
             str(ids),
             "--timeout",
             "12.5",
+            "--json",
         ]
     )
     assert (opts.count, opts.spread_minutes, opts.concurrency) == (50, 0.5, 3)
@@ -86,6 +88,7 @@ def test_every_flag(tmp_path: Path) -> None:
     assert opts.watch is True
     assert opts.ids_file == ids
     assert opts.timeout == 12.5
+    assert opts.json is True
 
 
 @pytest.mark.parametrize(
@@ -184,6 +187,28 @@ def test_summarize_counts_by_status() -> None:
     assert summary.rejected == Counter({"422": 2, "error: ConnectError": 1, "503": 1})
     # A request that got no response has no latency to report.
     assert summary.latencies_ms == pytest.approx([10.0, 2.0, 30.0, 4.0, 1.0])
+
+
+def test_summary_record_has_the_tables_figures() -> None:
+    outcomes = [st.Outcome("201", n / 1000, UUID(int=n)) for n in range(1, 101)]
+    outcomes += [st.Outcome("422", 0.5), st.Outcome("error: ConnectError", None)]
+    record = st.summary_record(st.summarize(outcomes), 2.0)
+    assert record == {
+        "accepted": 100,
+        "rejected": {"422": 1, "error: ConnectError": 1},
+        "total": 102,
+        "seconds": 2.0,
+        "requests_per_s": 51.0,
+        "latency_ms": {"p50": 51.0, "p99": 100.0, "max": 500.0},
+    }
+    json.dumps(record)  # plain JSON types only
+
+
+def test_summary_record_of_nothing() -> None:
+    record = st.summary_record(st.summarize([]), 0.0)
+    assert record["total"] == 0
+    assert record["requests_per_s"] is None
+    assert record["latency_ms"] == {"p50": None, "p99": None, "max": None}
 
 
 # -- one request -------------------------------------------------------------------------------
@@ -469,6 +494,22 @@ def test_rejections_exit_1_and_are_counted(
     assert re.search(r"accepted \(201\)\W+40\b", out)
     assert re.search(r"rejected 422\W+10\b", out)
     assert "final: done 36, failed 4, deleted 0" in out
+
+
+@pytest.mark.timeout(60)
+def test_json_prints_only_json_lines(stub: StubApi, capsys: pytest.CaptureFixture[str]) -> None:
+    stub.reject_every = 5
+    argv = ["--url", stub.url, "--count", "50", "--json", "--watch", "--timeout", "30"]
+    assert st.main(argv) == 1
+
+    summary_line, final_line = capsys.readouterr().out.splitlines()
+    summary = json.loads(summary_line)
+    assert (summary["accepted"], summary["rejected"], summary["total"]) == (40, {"422": 10}, 50)
+    assert summary["seconds"] > 0
+    assert summary["requests_per_s"] == pytest.approx(50 / summary["seconds"])
+    latency = summary["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert json.loads(final_line) == {"final": {"done": 36, "failed": 4, "deleted": 0}}
 
 
 @pytest.mark.timeout(60)
