@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.errors import ApiError
@@ -73,7 +73,7 @@ def health() -> dict[str, str]:
     request_max_body_size=2 * MAX_PAYLOAD_BYTES,
     before_request=_check_task_body,
 )
-async def create_task(data: TaskCreate, state: State) -> Response[TaskCreated]:
+async def create_task(data: JSONBody[TaskCreate], state: State) -> Response[TaskCreated]:
     """Submit a task; it runs once, at or after execution_time."""
     known: frozenset[str] = state.task_types
     if data.task_type not in known:
@@ -108,7 +108,7 @@ async def create_task(data: TaskCreate, state: State) -> Response[TaskCreated]:
 
 
 @get("/task/{task_id:str}")
-async def get_task(task_id: str, state: State) -> TaskView:
+async def get_task(task_id: FromPath[str], state: State) -> TaskView:
     """One task, with its status, attempts, payload and result."""
     row = await queries.get(state.pool, _task_id(task_id))
     if row is None:
@@ -119,10 +119,10 @@ async def get_task(task_id: str, state: State) -> TaskView:
 @get("/task")
 async def list_tasks(
     state: State,
-    status: str | None = None,
-    task_type: Annotated[str | None, Parameter(query="type")] = None,
-    limit: int = DEFAULT_PAGE,
-    cursor: str | None = None,
+    status: FromQuery[str | None] = None,
+    task_type: Annotated[str | None, QueryParameter(name="type")] = None,
+    limit: FromQuery[int] = DEFAULT_PAGE,
+    cursor: FromQuery[str | None] = None,
 ) -> TaskPage:
     """Tasks in creation order, a keyset page at a time; pass next_cursor back as cursor."""
     status_filter: TaskStatus | None = None
@@ -154,7 +154,7 @@ async def list_tasks(
 
 
 @delete("/task/{task_id:str}", status_code=200)
-async def delete_task(task_id: str, state: State) -> TaskView:
+async def delete_task(task_id: FromPath[str], state: State) -> TaskView:
     """Delete a submitted task: a 200 guarantees it never starts. Any other state answers 409."""
     tid = _task_id(task_id)
     row = await queries.delete_submitted(state.pool, tid)
