@@ -1,0 +1,104 @@
+"""The bench's database: its own, freshly migrated, on an embedded server or DATABASE_URL's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+
+from shared import db, migrate
+from shared.embedded import EmbeddedPostgres
+
+# Due noop tasks, oldest first, all in the past; the API would give them the same default payload.
+LOAD_DUE_NOOP = """
+INSERT INTO tasks (id, task_type, execution_time)
+SELECT gen_random_uuid(), 'noop', now() - interval '1 day' + n * interval '1 millisecond'
+FROM generate_series(1, $1::int) AS n
+"""
+# The run as the table saw it: from the first claim to the last completion (both stamped now(),
+# their transaction's start).
+WINDOW = """
+SELECT count(*) FILTER (WHERE status = 'done') AS done,
+       extract(epoch FROM max(finished_at) - min(started_at))::float8 AS seconds
+FROM tasks
+"""
+
+
+@contextlib.contextmanager
+def server(database_url: str | None) -> Iterator[str]:
+    """A DSN to the server: DATABASE_URL's, or an embedded one in a temp dir, deleted after."""
+    if database_url:
+        yield database_url
+        return
+    # Not under a pytest tmp dir: the server runs as an unprivileged user when we are root.
+    home = Path(tempfile.mkdtemp(prefix="duetime-bench-pg-"))
+    embedded = EmbeddedPostgres(home)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_database(server_dsn: str) -> Iterator[str]:
+    """A new migrated database on the server (its DSN), dropped afterwards."""
+    name = f"duetime_bench_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(server_dsn, f'CREATE DATABASE "{name}"'))
+    try:
+        dsn = db.with_database(server_dsn, name)
+        migrate.upgrade(dsn)
+        yield dsn
+    finally:
+        asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(server_dsn: str, statement: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def reload_due_noop(dsn: str, count: int) -> None:
+    """An empty tasks table, then `count` due noop tasks in one statement, then ANALYZE."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("TRUNCATE tasks")
+        await conn.execute(LOAD_DUE_NOOP, count)
+        await conn.execute("ANALYZE tasks")
+    finally:
+        await conn.close()
+
+
+async def truncate(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("TRUNCATE tasks")
+    finally:
+        await conn.close()
+
+
+async def server_version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        version: str = await conn.fetchval("SELECT version()")
+        return version
+    finally:
+        await conn.close()
+
+
+async def done_window(conn: asyncpg.Connection) -> tuple[int, float]:
+    """(tasks done, seconds from the first claim to the last completion)."""
+    row = await conn.fetchrow(WINDOW)
+    assert row is not None
+    done: int = row["done"]
+    seconds: float = row["seconds"]
+    return done, seconds
