@@ -7,12 +7,15 @@ start. Here one owner starts the server, children only get its DSN, and the owne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -151,3 +154,17 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(
                 f"{program} failed ({result.returncode}): {result.stderr.strip() or result.stdout}"
             )
+
+
+@contextlib.contextmanager
+def temporary_server(prefix: str = "duetime-pg-") -> Iterator[str]:
+    """A throwaway server (tests, benchmarks): its DSN; stopped and its data deleted after."""
+    # A fresh mkdtemp dir, never pytest's basetemp: pytest resets that to mode 0700 when another
+    # session starts, locking out the unprivileged user the server runs as when we are root.
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    server = EmbeddedPostgres(home)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)

@@ -6,17 +6,14 @@ The schema is migrated once into a template database; each test gets a fresh cop
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from shared import db, migrate
-from shared.embedded import EmbeddedPostgres
+from shared.embedded import temporary_server
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +23,8 @@ def server_dsn() -> Iterator[str]:
     if url:
         yield url
         return
-    # Not under pytest's basetemp: pytest resets that to mode 0700 when another session starts,
-    # which locks out the unprivileged user the server runs as when we are root.
-    home = Path(tempfile.mkdtemp(prefix="duetime-test-pg-"))
-    server = EmbeddedPostgres(home)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    with temporary_server("duetime-test-pg-") as dsn:
+        yield dsn
 
 
 async def _admin(server_dsn: str, *statements: str) -> None:

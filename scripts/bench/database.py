@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 
 from shared import db, migrate
-from shared.embedded import EmbeddedPostgres
+from shared.embedded import temporary_server
 
 # Due noop tasks, oldest first, all in the past; the API would give them the same default payload.
 LOAD_DUE_NOOP = """
@@ -36,14 +33,8 @@ def server(database_url: str | None) -> Iterator[str]:
     if database_url:
         yield database_url
         return
-    # Not under a pytest tmp dir: the server runs as an unprivileged user when we are root.
-    home = Path(tempfile.mkdtemp(prefix="duetime-bench-pg-"))
-    embedded = EmbeddedPostgres(home)
-    try:
-        yield embedded.start()
-    finally:
-        embedded.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    with temporary_server("duetime-bench-pg-") as dsn:
+        yield dsn
 
 
 @contextlib.contextmanager
