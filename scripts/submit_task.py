@@ -16,8 +16,10 @@ answered the list call with an error).
 
 import argparse
 import asyncio
+import functools
 import math
 import random
+import ssl
 import sys
 import time
 from collections import Counter
@@ -182,10 +184,19 @@ class _RateColumn(ProgressColumn):
         return Text("—/s" if speed is None else f"{speed:,.0f}/s", style="cyan")
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # One context for every client: httpx builds a new one per client otherwise (~35 ms of CPU
+    # each, loading the CA bundle), which 64 senders would pay inside the measured time.
+    return ssl.create_default_context()
+
+
 def make_client(url: str, connections: int) -> httpx.AsyncClient:
     # trust_env=False: no proxy from the environment, so nothing but --url is ever contacted.
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0, trust_env=False)
+    return httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=30.0, trust_env=False, verify=_tls()
+    )
 
 
 async def submit_all(opts: Options, console: Console) -> list[Outcome]:

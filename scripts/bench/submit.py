@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import math
 import resource
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 
@@ -102,9 +104,15 @@ def _with_cpu(run: HttpRun, api_cpu: float, client_cpu: float) -> HttpRun:
     )
 
 
-def _nearest_rank(ordered: list[float], q: float) -> float:
-    """As submit_task.percentile (nearest rank: always an observed value), of a sorted list."""
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] if ordered else math.nan
+def _submit_task() -> ModuleType:
+    """scripts/submit_task.py as a module: the bench's /health client is the script's own."""
+    spec = importlib.util.spec_from_file_location("submit_task", SUBMIT_SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("submit_task", module)
+    spec.loader.exec_module(module)
+    return module
 
 
 async def _get_health(url: str, requests: int, senders: int) -> HttpRun:
@@ -112,12 +120,11 @@ async def _get_health(url: str, requests: int, senders: int) -> HttpRun:
     latencies: list[float] = []
     failed = 0
 
+    script = _submit_task()
+
     async def sender() -> None:
         nonlocal failed
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(
-            base_url=url, limits=limits, timeout=30.0, trust_env=False
-        ) as client:
+        async with script.make_client(url, 1) as client:
             for _ in todo:
                 start = time.perf_counter()
                 try:
@@ -132,14 +139,13 @@ async def _get_health(url: str, requests: int, senders: int) -> HttpRun:
     started = time.perf_counter()
     await asyncio.gather(*(sender() for _ in range(min(senders, requests))))
     seconds = time.perf_counter() - started
-    latencies.sort()
     return HttpRun(
         requests,
         failed,
         seconds,
         requests / seconds,
-        _nearest_rank(latencies, 50),
-        _nearest_rank(latencies, 99),
+        script.percentile(latencies, 50) if latencies else math.nan,
+        script.percentile(latencies, 99) if latencies else math.nan,
     )
 
 
