@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from datetime import datetime
-from uuid import UUID
 
 import asyncpg
-import msgspec
 
 from api.notifier import DueNotifier
 from shared import queries
-
-
-class NewTask(msgspec.Struct, frozen=True):
-    id: UUID
-    task_type: str
-    execution_time: datetime
-    payload: str  # JSON text of an object
+from shared.task import NewTask
 
 
 class Inserter:
@@ -77,11 +68,4 @@ class Inserter:
             self._inflight -= 1
 
     async def _write(self, tasks: list[NewTask]) -> None:
-        due_in = await queries.insert_many(
-            self._pool,
-            [t.id for t in tasks],
-            [t.task_type for t in tasks],
-            [t.execution_time for t in tasks],
-            [t.payload for t in tasks],
-        )
-        self._notifier.due_in(due_in)
+        self._notifier.due_in(await queries.insert_many(self._pool, tasks))

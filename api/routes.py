@@ -15,12 +15,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.errors import ApiError
-from api.inserter import Inserter, NewTask
+from api.inserter import Inserter
 from api.schemas import MAX_PAYLOAD_BYTES, TaskCreate, TaskCreated, TaskPage
 from shared import queries
 from shared.ids import new_task_id
 from shared.registry import TASK_TYPE_PATTERN
-from shared.task import TaskStatus, TaskView
+from shared.task import NewTask, TaskStatus, TaskView
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -99,7 +99,16 @@ async def create_task(data: JSONBody[TaskCreate], state: State) -> Response[Task
         ) from None
     task_id = new_task_id()
     inserter: Inserter = state.inserter
-    await inserter.insert(NewTask(task_id, data.task_type, data.execution_time, payload.decode()))
+    policy = state.settings.policy()
+    await inserter.insert(
+        NewTask(
+            id=task_id,
+            task_type=data.task_type,
+            execution_time=data.execution_time,
+            payload=payload.decode(),
+            **{name: getattr(policy, name) for name in policy.__struct_fields__},
+        )
+    )
     return Response(
         TaskCreated(task_id=task_id),
         status_code=HTTP_201_CREATED,

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.task import TaskStatus
+from shared.task import NewTask, TaskStatus
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -34,18 +34,48 @@ def sql() -> dict[str, str]:
     return queries
 
 
-async def insert_many(
-    db: Executor,
-    ids: Sequence[UUID],
-    task_types: Sequence[str],
-    execution_times: Sequence[datetime],
-    payloads: Sequence[str],
-) -> float:
+def _policy_columns(tasks: Sequence[NewTask]) -> list[list[object]]:
+    return [
+        [t.max_attempts for t in tasks],
+        [str(t.backoff) for t in tasks],
+        [t.backoff_base_seconds for t in tasks],
+        [t.backoff_cap_seconds for t in tasks],
+        [t.retry_on_loss for t in tasks],
+        [t.timeout_seconds for t in tasks],
+    ]
+
+
+async def insert_many(db: Executor, tasks: Sequence[NewTask]) -> float:
     """Insert a batch; the seconds until its earliest task is due (negative: overdue)."""
     due_in: float = await db.fetchval(
-        sql()["task_insert_many"], ids, task_types, execution_times, payloads
+        sql()["task_insert_many"],
+        [t.id for t in tasks],
+        [t.task_type for t in tasks],
+        [t.execution_time for t in tasks],
+        [t.payload for t in tasks],
+        *_policy_columns(tasks),
     )
     return due_in
+
+
+async def insert_keyed(db: Executor, task: NewTask) -> float | None:
+    """Insert a task under its idempotency key: seconds until due, or None if the key is taken."""
+    assert task.idempotency_key is not None
+    due_in: float | None = await db.fetchval(
+        sql()["task_insert_keyed"],
+        task.id,
+        task.task_type,
+        task.execution_time,
+        task.payload,
+        *(column[0] for column in _policy_columns([task])),
+        task.idempotency_key,
+    )
+    return due_in
+
+
+async def get_by_key(db: Executor, key: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await db.fetchrow(sql()["task_get_by_key"], key)
+    return row
 
 
 async def notify_due(db: Executor, due_in: float) -> None:
@@ -71,20 +101,61 @@ async def claim_due(
     return Claim(rows, marker["next_due_in"])
 
 
-async def complete_many(
+class Finish(NamedTuple):
+    """How one attempt ended, as task_finish_many writes it."""
+
+    task_id: UUID
+    attempt: int
+    outcome: str  # 'done', 'retry' (if attempts are left) or 'fail'
+    result: str | None = None  # JSON
+    error: str | None = None
+    reason: str | None = None  # error_reason
+    retry_in: float | None = None  # seconds; None: the task's backoff
+
+
+FINISH_OUTCOMES = frozenset({"done", "retry", "fail"})
+
+
+async def finish_many(db: Executor, finished: Sequence[Finish]) -> dict[UUID, TaskStatus]:
+    """Write a batch of outcomes, fenced: the status each one written got (stale ones absent)."""
+    if any(f.outcome not in FINISH_OUTCOMES for f in finished):
+        raise ValueError(f"an attempt ends as one of {sorted(FINISH_OUTCOMES)}")
+    if not finished:
+        return {}
+    rows = await db.fetch(
+        sql()["task_finish_many"], *(list(c) for c in zip(*finished, strict=True))
+    )
+    return {row["id"]: TaskStatus(row["status"]) for row in rows}
+
+
+async def heartbeat_many(
     db: Executor,
     ids: Sequence[UUID],
     attempts: Sequence[int],
-    statuses: Sequence[TaskStatus],
-    results: Sequence[str | None],
-    errors: Sequence[str | None],
+    worker_id: str,
+    lease_seconds: float,
 ) -> set[UUID]:
-    if any(s not in (TaskStatus.DONE, TaskStatus.FAILED) for s in statuses):
-        raise ValueError("an attempt can only finish as done or failed")
-    rows = await db.fetch(
-        sql()["task_complete_many"], ids, attempts, [str(s) for s in statuses], results, errors
-    )
+    """Renew the leases of running attempts; the ids still held."""
+    rows = await db.fetch(sql()["task_heartbeat_many"], ids, attempts, worker_id, lease_seconds)
     return {row["id"] for row in rows}
+
+
+async def rescue_expired(
+    db: Executor, limit: int, now: datetime | None = None
+) -> list[asyncpg.Record]:
+    """Resolve up to `limit` expired leases: (id, status, attempts, worker_id) of each."""
+    return await db.fetch(sql()["task_rescue_expired"], limit, now)
+
+
+async def hand_back(db: Executor, worker_id: str, keep: Sequence[UUID]) -> list[UUID]:
+    """Return to submitted every attempt of `worker_id` not in `keep`; their ids."""
+    rows = await db.fetch(sql()["task_hand_back"], worker_id, keep)
+    return [row["id"] for row in rows]
+
+
+async def retry_failed(db: Executor, task_id: UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await db.fetchrow(sql()["task_retry_failed"], task_id)
+    return row
 
 
 async def get(db: Executor, task_id: UUID) -> asyncpg.Record | None:

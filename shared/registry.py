@@ -10,12 +10,15 @@ import importlib
 import inspect
 import logging
 import re
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
+
+from shared.task import Backoff, TaskPolicy
 
 # The built-in types; the worker supplies their handlers (worker/handlers.py).
 BUILTIN_TASK_TYPES = ("foo", "bar", "baz", "noop")
@@ -25,7 +28,13 @@ TASK_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")  # mirrors the CHECK
 
 
 class TaskContext(msgspec.Struct, kw_only=True, frozen=True):
-    """What a handler gets: the task's identity, its attempt number and its payload."""
+    """What a handler gets: the task's identity, its attempt number and its payload.
+
+    `cancelled` is set when the attempt must stop (its timeout passed, its lease was lost, the
+    worker is exiting). An async handler is also cancelled (CancelledError at its next await); a
+    plain function, which runs in a thread, should check `ctx.cancelled.is_set()` now and then:
+    one that does not is abandoned after the grace period and its result thrown away.
+    """
 
     task_id: UUID
     task_type: str
@@ -33,6 +42,22 @@ class TaskContext(msgspec.Struct, kw_only=True, frozen=True):
     execution_time: datetime
     payload: dict[str, Any]
     log: logging.Logger
+    cancelled: threading.Event = msgspec.field(default_factory=threading.Event)
+
+
+class Retry(Exception):
+    """Raise from a handler to try again: after `after` seconds, else the task's backoff. Counts
+    as an attempt; with no attempts left the task fails."""
+
+    def __init__(self, reason: str = "retry requested", *, after: float | None = None) -> None:
+        if after is not None and not 0 <= after <= 365 * 86400:
+            raise ValueError(f"Retry(after={after!r}): must be 0 to 1 year of seconds")
+        super().__init__(reason)
+        self.after = after
+
+
+class Fail(Exception):
+    """Raise from a handler to fail the task now, whatever attempts it has left."""
 
 
 Handler = Callable[[TaskContext], Awaitable[Any]] | Callable[[TaskContext], Any]
@@ -43,17 +68,43 @@ class Registered(msgspec.Struct, frozen=True):
     name: str
     func: Callable[..., Any]
     is_async: bool
+    policy: TaskPolicy = TaskPolicy()
 
 
 _handlers: dict[str, Registered] = {}
 
 
-def task(name: str | None = None) -> Callable[[H], H]:
-    """Register a handler under `name` (default: the function's name).
+def task(
+    name: str | None = None,
+    *,
+    max_attempts: int | None = None,
+    backoff: Backoff | str | None = None,
+    backoff_base: float | None = None,
+    backoff_cap: float | None = None,
+    retry_on_loss: bool | None = None,
+    timeout: float | None = None,
+) -> Callable[[H], H]:
+    """Register a handler under `name` (default: the function's name), with its type's failure
+    policy: what a task of this type gets unless its request says otherwise (see TaskPolicy).
 
     An `async def` runs on the worker's event loop; a plain function runs in a thread. The return
     value, if JSON-serialisable and not None, is stored as the task's `result`.
     """
+    try:
+        policy = msgspec.convert(
+            {
+                "max_attempts": max_attempts,
+                "backoff": backoff,
+                "backoff_base_seconds": backoff_base,
+                "backoff_cap_seconds": backoff_cap,
+                "retry_on_loss": retry_on_loss,
+                "timeout_seconds": timeout,
+            },
+            TaskPolicy,
+        )
+        check_policy(policy)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ValueError(f"@task({name or ''}): {exc}") from None
 
     def register(func: H) -> H:
         task_name = name or func.__name__
@@ -64,7 +115,9 @@ def task(name: str | None = None) -> Callable[[H], H]:
         existing = _handlers.get(task_name)
         if existing is not None and existing.func is not func:
             raise ValueError(f"task type {task_name!r} is already registered by {existing.func!r}")
-        _handlers[task_name] = Registered(task_name, func, inspect.iscoroutinefunction(func))
+        _handlers[task_name] = Registered(
+            task_name, func, inspect.iscoroutinefunction(func), policy
+        )
         return func
 
     return register
@@ -89,3 +142,18 @@ def import_modules(modules: Iterable[str]) -> None:
 
 def known_task_types(extra: Iterable[str] = ()) -> frozenset[str]:
     return frozenset(BUILTIN_TASK_TYPES) | frozenset(_handlers) | frozenset(extra)
+
+
+def check_policy(policy: TaskPolicy) -> None:
+    """The bounds of each field of a policy (None is always fine); ValueError naming the field."""
+    if policy.max_attempts is not None and not 1 <= policy.max_attempts <= 1000:
+        raise ValueError(f"max_attempts: must be 1 to 1000, got {policy.max_attempts}")
+    for field in ("backoff_base_seconds", "backoff_cap_seconds", "timeout_seconds"):
+        value = getattr(policy, field)
+        if value is not None and not 0 <= value <= 365 * 86400:
+            raise ValueError(f"{field}: must be 0 to 1 year of seconds, got {value}")
+    if policy.timeout_seconds == 0:
+        raise ValueError("timeout_seconds: must be more than 0")
+    base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
+    if base is not None and cap is not None and cap < base:
+        raise ValueError(f"backoff_cap_seconds: {cap} is below backoff_base_seconds {base}")

@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
+
+from shared.task import Backoff, TaskPolicy
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class SettingsError(ValueError):
@@ -26,8 +31,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Extra task type names the API accepts besides the built-in and registered ones.
     task_types: tuple[str, ...] = ()
     # Worker
-    concurrency: int = 100
-    lease_seconds: float = 30.0
+    concurrency: Annotated[int, msgspec.Meta(ge=1)] = 100
+    # Connections per worker process, besides its LISTEN connection: claims, results, heartbeats.
+    worker_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 3
+    # A running attempt's lease; the worker renews it every third of this. A worker that stops
+    # renewing (killed, paused, cut off) loses its attempts within lease + rescue interval.
+    lease_seconds: Positive = 30.0
+    rescue_interval_seconds: Positive = 5.0
+    # How long a cancelled handler (timeout, lost lease) gets to stop before it is abandoned.
+    cancel_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    # The default failure policy of a task (a task type's @task(...) and the request override it).
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    backoff: Backoff = Backoff.EXPONENTIAL
+    backoff_base_seconds: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    backoff_cap_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    retry_on_loss: bool = False
+    timeout_seconds: Positive = 300.0
     # A worker sleeps at most this long between looks at the next due time, and the API sends a
     # NOTIFY only for tasks due within it: together they bound the start lag of any task.
     wake_horizon_seconds: float = 5.0
@@ -74,9 +93,25 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             if field.name == "database_url":
                 env["DATABASE_URL"] = value
                 continue
-            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
             env[f"DUETIME_{field.name.upper()}"] = text
         return env
+
+    def policy(self) -> TaskPolicy:
+        """The default failure policy, every field set."""
+        return TaskPolicy(
+            max_attempts=self.max_attempts,
+            backoff=self.backoff,
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_cap_seconds=max(self.backoff_cap_seconds, self.backoff_base_seconds),
+            retry_on_loss=self.retry_on_loss,
+            timeout_seconds=self.timeout_seconds,
+        )
 
     def with_(self, **changes: object) -> Settings:
         return msgspec.structs.replace(self, **changes)

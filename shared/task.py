@@ -13,13 +13,19 @@ import msgspec
 class TaskStatus(enum.StrEnum):
     """The states of a task; the only transitions are these arrows, each one guarded UPDATE.
 
-    submitted ──claim──────────────> started_executing
-    submitted ──DELETE─────────────> deleted
-    started_executing ──ok─────────> done
-    started_executing ──error──────> failed
-    started_executing ──handed back> submitted   (claimed, never started: attempt not counted)
+    submitted ──claim──────────────────────────> started_executing
+    submitted ──DELETE─────────────────────────> deleted
+    started_executing ──ok─────────────────────> done
+    started_executing ──error, attempts left───> submitted   (due after the backoff)
+    started_executing ──error, none left, Fail─> failed
+    started_executing ──lease expired──────────> failed (reason lost), or submitted if the task
+                                                 allows retry on loss and has attempts left
+    started_executing ──handed back────────────> submitted   (claimed, never started: attempt
+                                                              not counted)
+    failed ──redrive (POST /task/{id}/retry)───> submitted
 
-    done, failed and deleted are terminal. Postgres mirrors this enum as type `task_status`.
+    done and deleted are terminal; failed is terminal unless redriven. Postgres mirrors this enum
+    as type `task_status`.
     """
 
     SUBMITTED = "submitted"
@@ -36,6 +42,52 @@ class TaskStatus(enum.StrEnum):
 _TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.DELETED})
 
 
+class Backoff(enum.StrEnum):
+    """How long to wait before a retry: base; base x retry number; base x 2^(retry number - 1).
+    Linear and exponential draw uniformly from 0 to that (full jitter); all are capped."""
+
+    FIXED = "fixed"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+
+
+class TaskPolicy(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """What happens when an attempt fails, times out or is lost. A field left None takes the
+    value of the policy beneath it: the request's over the task type's over the settings'."""
+
+    max_attempts: int | None = None
+    backoff: Backoff | None = None
+    backoff_base_seconds: float | None = None
+    backoff_cap_seconds: float | None = None
+    retry_on_loss: bool | None = None
+    timeout_seconds: float | None = None
+
+    def over(self, beneath: TaskPolicy) -> TaskPolicy:
+        """This policy, with the fields it leaves None taken from `beneath`."""
+        return TaskPolicy(
+            **{
+                name: getattr(beneath, name) if getattr(self, name) is None else getattr(self, name)
+                for name in self.__struct_fields__
+            }
+        )
+
+
+class NewTask(msgspec.Struct, frozen=True, kw_only=True):
+    """A task about to be inserted, its policy fully resolved."""
+
+    id: UUID
+    task_type: str
+    execution_time: datetime
+    payload: str  # JSON text of an object
+    max_attempts: int
+    backoff: Backoff
+    backoff_base_seconds: float
+    backoff_cap_seconds: float
+    retry_on_loss: bool
+    timeout_seconds: float
+    idempotency_key: str | None = None
+
+
 class TaskView(msgspec.Struct, kw_only=True):
     """A task as the API shows it. payload and result are raw JSON, passed through undecoded."""
 
@@ -47,7 +99,9 @@ class TaskView(msgspec.Struct, kw_only=True):
     started_at: datetime | None
     finished_at: datetime | None
     attempts: int
+    max_attempts: int
     last_error: str | None
+    error_reason: str | None
     payload: msgspec.Raw
     result: msgspec.Raw | None
 
@@ -63,7 +117,9 @@ class TaskView(msgspec.Struct, kw_only=True):
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
             last_error=row["last_error"],
+            error_reason=row["error_reason"],
             payload=msgspec.Raw(row["payload"].encode()),
             result=None if result is None else msgspec.Raw(result.encode()),
         )
@@ -77,3 +133,4 @@ class ClaimedTask(msgspec.Struct, kw_only=True, frozen=True):
     attempt: int
     execution_time: datetime
     payload: dict[str, Any]
+    timeout_seconds: float

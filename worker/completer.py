@@ -8,7 +8,7 @@ import logging
 import asyncpg
 
 from shared import queries
-from worker.executor import Outcome
+from shared.queries import Finish
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +18,13 @@ class Completer:
         self._pool = pool
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
-        self._buffer: list[Outcome] = []
+        self._buffer: list[Finish] = []
         self._pending = asyncio.Event()
         self._lock = asyncio.Lock()  # run() and a final flush() must not write one batch twice
         self.written = 0
         self.stale = 0
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Finish) -> None:
         self._buffer.append(outcome)
         self._pending.set()
 
@@ -56,14 +56,7 @@ class Completer:
     async def _flush(self) -> None:
         while self._buffer:
             batch = self._buffer[: self._max_batch]
-            written = await queries.complete_many(
-                self._pool,
-                [o.task_id for o in batch],
-                [o.attempt for o in batch],
-                [o.status for o in batch],
-                [o.result for o in batch],
-                [o.error for o in batch],
-            )
+            written = await queries.finish_many(self._pool, batch)
             del self._buffer[: len(batch)]
             self.written += len(written)
             if len(written) != len(batch):

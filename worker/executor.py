@@ -6,26 +6,16 @@ import asyncio
 import logging
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import msgspec
 
+from shared.queries import Finish
 from shared.registry import Registered, TaskContext
-from shared.task import ClaimedTask, TaskStatus
+from shared.task import ClaimedTask
 
 log = logging.getLogger("duetime.task")
 MAX_ERROR_CHARS = 4000
 _encoder = msgspec.json.Encoder()
-
-
-class Outcome(msgspec.Struct, frozen=True):
-    """How an attempt ended: what task_complete_many writes for it."""
-
-    task_id: Any
-    attempt: int
-    status: TaskStatus
-    result: str | None = None
-    error: str | None = None
 
 
 def _error_text(exc: BaseException) -> str:
@@ -43,9 +33,9 @@ class Executor:
     def task_types(self) -> list[str]:
         return sorted(self._handlers)
 
-    async def run(self, task: ClaimedTask) -> Outcome:
-        def failed(error: str) -> Outcome:
-            return Outcome(task.task_id, task.attempt, TaskStatus.FAILED, error=error)
+    async def run(self, task: ClaimedTask) -> Finish:
+        def failed(error: str) -> Finish:
+            return Finish(task.task_id, task.attempt, "retry", error=error, reason="error")
 
         handler = self._handlers.get(task.task_type)
         if handler is None:  # the claim filters by type, so only a misconfigured fleet gets here
@@ -83,7 +73,7 @@ class Executor:
             result = None if value is None else _encoder.encode(value).decode()
         except (TypeError, msgspec.EncodeError) as exc:
             return failed(f"handler result is not JSON-serialisable: {exc}")
-        return Outcome(task.task_id, task.attempt, TaskStatus.DONE, result=result)
+        return Finish(task.task_id, task.attempt, "done", result)
 
     def close(self) -> None:
         if self._pool is not None:

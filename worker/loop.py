@@ -158,6 +158,7 @@ class Worker:
             attempt=row["attempts"],
             execution_time=row["execution_time"],
             payload=_decoder.decode(row["payload"]),
+            timeout_seconds=row["timeout_seconds"],
         )
         task = asyncio.create_task(self._attempt(claimed, completer))
         self.running.add(task)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared import db, queries
-from shared.task import TaskStatus
 
 from .database import done_window, reload_due_noop
 
@@ -25,7 +24,7 @@ class CeilingRun:
 
 
 async def ceiling_once(dsn: str, count: int, *, connections: int, batch: int) -> CeilingRun:
-    """`connections` loops of claim(batch) + complete_many on `count` due noop rows."""
+    """`connections` loops of claim(batch) + finish_many on `count` due noop rows."""
     await reload_due_noop(dsn, count)
     settings = {"application_name": "duetime-bench", **db.WORKER_SERVER_SETTINGS}
     conns = [await asyncpg.connect(dsn, server_settings=settings) for _ in range(connections)]
@@ -47,13 +46,7 @@ async def _claim_loop(conn: asyncpg.Connection, worker_id: str, batch: int) -> i
     claims = 0
     while rows := (await queries.claim_due(conn, batch, worker_id, LEASE_SECONDS, TYPES)).rows:
         claims += 1
-        n = len(rows)
-        await queries.complete_many(
-            conn,
-            [row["id"] for row in rows],
-            [row["attempts"] for row in rows],
-            [TaskStatus.DONE] * n,
-            [None] * n,
-            [None] * n,
+        await queries.finish_many(
+            conn, [queries.Finish(row["id"], row["attempts"], "done") for row in rows]
         )
     return claims

@@ -187,7 +187,7 @@ note under each table says how long). Three runs (`--runs`); the figure is their
 
 **Raw SQL ceiling.** The same load, drained without a worker: 2 asyncpg connections (with the
 worker's server settings) each loop over the worker's own statements, `task_claim_due` for 100
-rows then `task_complete_many` of that batch, with no handler, no pool and no buffering, until a
+rows then `task_finish_many` of that batch, with no handler, no pool and no buffering, until a
 claim comes back empty. Timed the same way, three runs. It is what the claim path gives on this
 server; the drain rate's distance from it is the cost of everything else in the worker.
 

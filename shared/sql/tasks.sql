@@ -3,18 +3,46 @@
 -- (always, in production) means the database's clock, never the app's.
 
 -- name: task_insert_many
--- Inserts a batch of tasks. Returns the seconds from now (the database's clock) to the batch's
--- earliest execution_time, which the API uses to decide whether to wake the workers.
+-- Inserts a batch of tasks, each with its failure policy. Returns the seconds from now (the
+-- database's clock) to the batch's earliest execution_time, which the API uses to decide whether
+-- to wake the workers.
 -- $1 uuid[] ids, $2 text[] task types, $3 timestamptz[] execution times, $4 text[] payloads (JSON
--- objects).
+-- objects), $5 int[] max_attempts, $6 text[] backoff kinds, $7 float8[] backoff base seconds,
+-- $8 float8[] backoff cap seconds, $9 bool[] retry_on_loss, $10 float8[] timeout seconds.
 WITH ins AS (
-    INSERT INTO tasks (id, task_type, execution_time, payload)
-    SELECT id, task_type, execution_time, payload::jsonb
-    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[])
-        AS n(id, task_type, execution_time, payload)
+    INSERT INTO tasks (
+        id, task_type, execution_time, payload, max_attempts, backoff, backoff_base_seconds,
+        backoff_cap_seconds, retry_on_loss, timeout_seconds
+    )
+    SELECT id, task_type, execution_time, payload::jsonb, max_attempts, backoff, base, cap,
+        retry_on_loss, timeout
+    FROM unnest(
+        $1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::text[],
+        $7::float8[], $8::float8[], $9::bool[], $10::float8[]
+    ) AS n(id, task_type, execution_time, payload, max_attempts, backoff, base, cap,
+        retry_on_loss, timeout)
     RETURNING execution_time
 )
 SELECT extract(epoch FROM min(execution_time) - now())::float8 AS due_in FROM ins;
+
+-- name: task_insert_keyed
+-- Inserts one task under an idempotency key unless a task with that key exists (a concurrent
+-- insert of the same key waits for the other to commit, then yields). Returns the seconds to its
+-- execution_time, or no row if the key was taken: then task_get_by_key finds the task.
+-- $1 uuid id, $2 text task type, $3 timestamptz execution time, $4 text payload, $5 int
+-- max_attempts, $6 text backoff kind, $7 float8 backoff base, $8 float8 backoff cap, $9 bool
+-- retry_on_loss, $10 float8 timeout seconds, $11 text idempotency key.
+INSERT INTO tasks (
+    id, task_type, execution_time, payload, max_attempts, backoff, backoff_base_seconds,
+    backoff_cap_seconds, retry_on_loss, timeout_seconds, idempotency_key
+)
+VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING extract(epoch FROM execution_time - now())::float8 AS due_in;
+
+-- name: task_get_by_key
+-- The task submitted under an idempotency key. $1 text key.
+SELECT * FROM tasks WHERE idempotency_key = $1;
 
 -- name: task_notify_due
 -- Wakes the workers: some task is due in $1 text seconds (a float, 0 when due now). Sent after the
@@ -27,7 +55,7 @@ SELECT pg_notify('duetime_due', $1);
 -- of the task types in $4 text[] (those it has handlers for). $5 timestamptz now (NULL: the
 -- database's clock). SKIP LOCKED lets any number of workers claim side by side; the partial index
 -- tasks_due_idx drives the scan whatever the statistics say.
--- Returns the claimed rows, then one row with id NULL whose next_due_in is the seconds to the
+-- Returns the claimed rows (with the attempt's timeout), then one row with id NULL whose next_due_in is the seconds to the
 -- earliest task not yet due (NULL if none): the worker sleeps that long. Due rows it skipped are
 -- held by another worker's claim and are that worker's to run.
 WITH due AS (
@@ -48,12 +76,13 @@ WITH due AS (
         lease_expires_at = coalesce($5::timestamptz, now()) + make_interval(secs => $3)
     FROM due
     WHERE t.id = due.id AND t.status = 'submitted'
-    RETURNING t.id, t.task_type, t.attempts, t.execution_time, t.payload
+    RETURNING t.id, t.task_type, t.attempts, t.execution_time, t.payload, t.timeout_seconds
 )
-SELECT id, task_type, attempts, execution_time, payload, NULL::float8 AS next_due_in
+SELECT id, task_type, attempts, execution_time, payload, timeout_seconds,
+    NULL::float8 AS next_due_in
 FROM claimed
 UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, (
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, (
     SELECT extract(epoch FROM min(execution_time) - coalesce($5::timestamptz, now()))::float8
     FROM tasks
     WHERE status = 'submitted'
@@ -61,20 +90,101 @@ SELECT NULL, NULL, NULL, NULL, NULL, (
         AND task_type = ANY($4::text[])
 );
 
--- name: task_complete_many
--- Finishes a batch of attempts, each fenced by its attempt number so a stale worker can never
--- overwrite a newer attempt. $1 uuid[] ids, $2 int[] attempts, $3 text[] statuses ('done' or
--- 'failed'), $4 text[] results (JSON or NULL), $5 text[] errors (or NULL). Returns the ids written.
+-- name: task_finish_many
+-- Ends a batch of attempts, each fenced by its attempt number so a worker that lost its lease can
+-- never overwrite what the rescuer decided or what a newer attempt does. An outcome is 'done';
+-- 'retry' (back to submitted, due after the given delay or the task's backoff, if it has attempts
+-- left; else failed); or 'fail' (failed whatever attempts are left). The error and its reason are
+-- kept for the next attempt to see. Returns the ids written and the status each got.
+-- $1 uuid[] ids, $2 int[] attempts, $3 text[] outcomes, $4 text[] results (JSON or NULL),
+-- $5 text[] errors (or NULL), $6 text[] reasons (error_reason or NULL), $7 float8[] retry delays
+-- in seconds (NULL: the task's backoff).
 UPDATE tasks AS t
-SET status = c.status::task_status,
-    finished_at = now(),
+SET status = (CASE
+        WHEN c.outcome = 'done' THEN 'done'
+        WHEN c.outcome = 'retry' AND t.attempts < t.max_attempts THEN 'submitted'
+        ELSE 'failed'
+    END)::task_status,
+    execution_time = CASE
+        WHEN c.outcome = 'retry' AND t.attempts < t.max_attempts THEN now() + make_interval(
+            secs => coalesce(c.retry_in, task_backoff(
+                t.backoff, t.backoff_base_seconds, t.backoff_cap_seconds, t.attempts)))
+        ELSE t.execution_time
+    END,
+    finished_at = CASE
+        WHEN c.outcome = 'retry' AND t.attempts < t.max_attempts THEN NULL
+        ELSE now()
+    END,
     lease_expires_at = NULL,
     result = c.result::jsonb,
-    last_error = c.error
-FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[])
-    AS c(id, attempt, status, result, error)
+    last_error = coalesce(c.error, t.last_error),
+    error_reason = coalesce(c.reason, t.error_reason)
+FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[])
+    AS c(id, attempt, outcome, result, error, reason, retry_in)
 WHERE t.id = c.id AND t.status = 'started_executing' AND t.attempts = c.attempt
+RETURNING t.id, t.status;
+
+-- name: task_heartbeat_many
+-- Renews the leases of the attempts worker $3 is running, by $4 seconds from now. $1 uuid[] ids,
+-- $2 int[] attempts. Fenced like a completion: returns the ids still held; an attempt missing
+-- from the answer was resolved by the rescuer (its lease had expired) and must be abandoned.
+UPDATE tasks AS t
+SET lease_expires_at = now() + make_interval(secs => $4)
+FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
+WHERE t.id = h.id AND t.status = 'started_executing' AND t.attempts = h.attempt
+    AND t.worker_id = $3
 RETURNING t.id;
+
+-- name: task_rescue_expired
+-- Resolves up to $1 attempts whose lease expired before $2 timestamptz now (NULL: the database's
+-- clock): their worker stopped renewing them (killed, paused, cut off). Each becomes failed with
+-- reason 'lost', or, if the task allows retry on loss and has attempts left, submitted again
+-- after its backoff. Any number of workers run this side by side: SKIP LOCKED shares the rows out
+-- and the UPDATE re-checks the lease, so a heartbeat that won the race keeps its attempt.
+-- Returns each resolved id, its new status, attempt and the worker that lost it.
+WITH expired AS (
+    SELECT id
+    FROM tasks
+    WHERE status = 'started_executing' AND lease_expires_at < coalesce($2::timestamptz, now())
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks AS t
+SET status = (CASE
+        WHEN t.retry_on_loss AND t.attempts < t.max_attempts THEN 'submitted'
+        ELSE 'failed'
+    END)::task_status,
+    execution_time = CASE
+        WHEN t.retry_on_loss AND t.attempts < t.max_attempts
+        THEN coalesce($2::timestamptz, now()) + make_interval(secs => task_backoff(
+            t.backoff, t.backoff_base_seconds, t.backoff_cap_seconds, t.attempts))
+        ELSE t.execution_time
+    END,
+    finished_at = CASE
+        WHEN t.retry_on_loss AND t.attempts < t.max_attempts THEN NULL
+        ELSE coalesce($2::timestamptz, now())
+    END,
+    lease_expires_at = NULL,
+    last_error = 'lease expired: worker ' || t.worker_id || ' stopped renewing it',
+    error_reason = 'lost'
+FROM expired
+WHERE t.id = expired.id AND t.status = 'started_executing'
+    AND t.lease_expires_at < coalesce($2::timestamptz, now())
+RETURNING t.id, t.status, t.attempts, t.worker_id;
+
+-- name: task_hand_back
+-- Gives back every attempt recorded under worker $1 that it is not running, listed in $2 uuid[]
+-- (running, or finished with the result not yet written): claims whose rows never reached it (a
+-- connection cut after the claim committed) or that it released at shutdown. They were never
+-- started, so they return to submitted and the attempt is not counted. Returns the ids.
+UPDATE tasks
+SET status = 'submitted',
+    attempts = attempts - 1,
+    started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END,
+    lease_expires_at = NULL
+WHERE status = 'started_executing' AND worker_id = $1 AND NOT id = ANY($2::uuid[])
+RETURNING id;
 
 -- name: task_get
 -- One task by id. $1 uuid id.
@@ -106,4 +216,12 @@ LIMIT $4;
 UPDATE tasks
 SET status = 'deleted', finished_at = now()
 WHERE id = $1 AND status = 'submitted'
+RETURNING *;
+
+-- name: task_retry_failed
+-- Redrive: puts a failed task back to submitted, due now, for one more attempt (its attempts and
+-- last error are kept). Only a failed task; returns the row, or nothing. $1 uuid id.
+UPDATE tasks
+SET status = 'submitted', execution_time = now(), finished_at = NULL, result = NULL
+WHERE id = $1 AND status = 'failed'
 RETURNING *;

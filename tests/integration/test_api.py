@@ -24,9 +24,9 @@ from api.inserter import Inserter
 from api.notifier import DueNotifier
 from api.schemas import MAX_PAYLOAD_BYTES
 from shared import queries
-from shared.ids import new_task_id
 from shared.settings import Settings
 from shared.task import TaskStatus
+from tests.factories import new_task
 
 Client = AsyncTestClient[Litestar]
 
@@ -43,6 +43,8 @@ TASK_FIELDS = {
     "started_at",
     "finished_at",
     "attempts",
+    "max_attempts",
+    "error_reason",
     "last_error",
     "payload",
     "result",
@@ -394,15 +396,14 @@ async def test_get_shows_a_finished_attempt(client: Client, pool: asyncpg.Pool) 
     done_id = await submit(client, "baz", PAST)
     failed_id = await submit(client, "bar", PAST)
     assert set(await claim_all(pool)) == {done_id, failed_id}
-    written = await queries.complete_many(
+    written = await queries.finish_many(
         pool,
-        [done_id, failed_id],
-        [1, 1],
-        [TaskStatus.DONE, TaskStatus.FAILED],
-        ['{"n": 42}', None],
-        [None, "boom"],
+        [
+            queries.Finish(done_id, 1, "done", '{"n": 42}'),
+            queries.Finish(failed_id, 1, "fail", error="boom", reason="fail"),
+        ],
     )
-    assert written == {done_id, failed_id}
+    assert written == {done_id: TaskStatus.DONE, failed_id: TaskStatus.FAILED}
 
     done = (await client.get(f"/task/{done_id}")).json()
     assert done["status"] == "done"
@@ -437,11 +438,9 @@ async def test_get_non_uuid_is_400_naming_task_id(client: Client, raw: str) -> N
 
 
 async def insert(pool: asyncpg.Pool, count: int, task_type: str = "noop") -> list[UUID]:
-    ids = [new_task_id() for _ in range(count)]
-    await queries.insert_many(
-        pool, ids, [task_type] * count, [instant(WHEN)] * count, ["{}"] * count
-    )
-    return ids
+    tasks = [new_task(task_type, instant(WHEN)) for _ in range(count)]
+    await queries.insert_many(pool, tasks)
+    return [t.id for t in tasks]
 
 
 async def test_list_pages_walk_every_task_once(client: Client) -> None:
@@ -612,7 +611,8 @@ async def test_delete_finished_task_is_409(
 ) -> None:
     task_id = await submit(client, execution_time=PAST)
     assert await claim_all(pool) == [task_id]
-    await queries.complete_many(pool, [task_id], [1], [outcome], [None], [None])
+    kind = "done" if outcome is TaskStatus.DONE else "fail"
+    await queries.finish_many(pool, [queries.Finish(task_id, 1, kind)])
     before = await table(pool)
     error = assert_error(await client.delete(f"/task/{task_id}"), 409)
     assert error["status"] == outcome.value

@@ -10,17 +10,16 @@ import pytest
 from shared import queries
 from shared.ids import new_task_id
 from shared.task import TaskStatus
+from tests.factories import new_task
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 TYPES = ["foo", "bar", "baz", "noop"]
 
 
 async def add(pool: asyncpg.Pool, *times: datetime, task_type: str = "noop"):
-    ids = [new_task_id() for _ in times]
-    await queries.insert_many(
-        pool, ids, [task_type] * len(ids), list(times), ['{"n": 1}'] * len(ids)
-    )
-    return ids
+    tasks = [new_task(task_type, t, '{"n": 1}') for t in times]
+    await queries.insert_many(pool, tasks)
+    return [t.id for t in tasks]
 
 
 async def status_of(pool: asyncpg.Pool, task_id) -> TaskStatus:
@@ -96,42 +95,41 @@ async def test_an_empty_claim_says_when_the_next_task_is_due(pool: asyncpg.Pool)
     assert await queries.claim_due(pool, 5, "w1", 30, TYPES, now=T0) == queries.Claim([], 3.0)
 
 
-async def test_complete_is_fenced_by_attempt(pool: asyncpg.Pool) -> None:
+async def test_finish_is_fenced_by_attempt(pool: asyncpg.Pool) -> None:
     a, b = await add(pool, T0, T0)
     await queries.claim_due(pool, 10, "w1", 30, TYPES, now=T0)
-    written = await queries.complete_many(
+    written = await queries.finish_many(
         pool,
-        [a, b],
-        [1, 2],
-        [TaskStatus.DONE, TaskStatus.DONE],
-        ['{"ok": true}', None],
-        [None, None],
+        [queries.Finish(a, 1, "done", '{"ok": true}'), queries.Finish(b, 2, "done")],
     )
-    assert written == {a}  # b's attempt 2 does not exist: a stale or forged result is dropped
+    assert written == {a: TaskStatus.DONE}  # b's attempt 2 does not exist: dropped
     row = await queries.get(pool, a)
     assert row is not None
     assert (row["status"], row["result"], row["lease_expires_at"]) == ("done", '{"ok": true}', None)
     assert row["finished_at"] is not None
     assert await status_of(pool, b) is TaskStatus.STARTED_EXECUTING
-    # Completing twice writes nothing the second time.
-    assert await queries.complete_many(pool, [a], [1], [TaskStatus.FAILED], [None], ["x"]) == set()
+    # Finishing twice writes nothing the second time.
+    assert await queries.finish_many(pool, [queries.Finish(a, 1, "fail", error="x")]) == {}
     assert await status_of(pool, a) is TaskStatus.DONE
 
 
-async def test_complete_records_failure_text(pool: asyncpg.Pool) -> None:
+async def test_finish_records_failure_text_and_reason(pool: asyncpg.Pool) -> None:
     [a] = await add(pool, T0)
     await queries.claim_due(pool, 1, "w1", 30, TYPES, now=T0)
-    await queries.complete_many(pool, [a], [1], [TaskStatus.FAILED], [None], ["ValueError: boom"])
+    failure = queries.Finish(a, 1, "retry", error="ValueError: boom", reason="error")
+    assert await queries.finish_many(pool, [failure]) == {a: TaskStatus.FAILED}  # 1 attempt only
     row = await queries.get(pool, a)
     assert row is not None
-    assert (row["status"], row["last_error"]) == ("failed", "ValueError: boom")
+    assert (row["status"], row["last_error"], row["error_reason"]) == (
+        "failed",
+        "ValueError: boom",
+        "error",
+    )
 
 
-async def test_complete_refuses_non_terminal_statuses(pool: asyncpg.Pool) -> None:
-    with pytest.raises(ValueError, match="done or failed"):
-        await queries.complete_many(
-            pool, [new_task_id()], [1], [TaskStatus.DELETED], [None], [None]
-        )
+async def test_finish_refuses_unknown_outcomes(pool: asyncpg.Pool) -> None:
+    with pytest.raises(ValueError, match="ends as one of"):
+        await queries.finish_many(pool, [queries.Finish(new_task_id(), 1, "deleted")])
 
 
 async def test_delete_only_while_submitted(pool: asyncpg.Pool) -> None:
@@ -188,12 +186,9 @@ async def test_list_pages_by_keyset_and_filters(pool: asyncpg.Pool) -> None:
 async def test_insert_reports_when_its_earliest_task_is_due(pool: asyncpg.Pool) -> None:
     now: datetime = await pool.fetchval("SELECT now()")
     times = [now + timedelta(hours=1), now + timedelta(seconds=90), now + timedelta(hours=2)]
-    ids = [new_task_id() for _ in times]
-    due_in = await queries.insert_many(pool, ids, ["noop"] * 3, times, ["{}"] * 3)
+    due_in = await queries.insert_many(pool, [new_task("noop", t) for t in times])
     assert 88 < due_in <= 90  # measured by the database's clock at insert
-    overdue = await queries.insert_many(
-        pool, [new_task_id()], ["noop"], [now - timedelta(minutes=1)], ["{}"]
-    )
+    overdue = await queries.insert_many(pool, [new_task("noop", now - timedelta(minutes=1))])
     assert overdue < -59
 
 
@@ -218,6 +213,6 @@ async def test_state_machine_constraints_reject_impossible_rows(pool: asyncpg.Po
     with pytest.raises(asyncpg.CheckViolationError):
         await pool.execute("UPDATE tasks SET status = 'started_executing' WHERE id = $1", task_id)
     with pytest.raises(asyncpg.CheckViolationError):
-        await queries.insert_many(pool, [new_task_id()], ["bad type!"], [T0], ["{}"])
+        await queries.insert_many(pool, [new_task("bad type!", T0)])
     with pytest.raises(asyncpg.CheckViolationError):
-        await queries.insert_many(pool, [new_task_id()], ["noop"], [T0], ["[1]"])
+        await queries.insert_many(pool, [new_task("noop", T0, "[1]")])

@@ -12,10 +12,10 @@ import asyncpg
 import pytest
 
 from shared import queries
-from shared.ids import new_task_id
 from shared.registry import Registered, TaskContext
 from shared.settings import Settings
 from shared.task import TaskStatus
+from tests.factories import new_task
 from worker.loop import Worker
 
 # A long horizon: if the worker woke only on its cap, these tests would time out.
@@ -29,11 +29,11 @@ def handlers(**funcs: Callable[..., Any]) -> dict[str, Registered]:
 
 
 async def submit(pool: asyncpg.Pool, task_type: str, when: datetime, payload: str = "{}") -> Any:
-    task_id = new_task_id()
+    task = new_task(task_type, when, payload)
     # As the API does: insert, then tell the workers when it is due.
-    due_in = await queries.insert_many(pool, [task_id], [task_type], [when], [payload])
+    due_in = await queries.insert_many(pool, [task])
     await queries.notify_due(pool, due_in)
-    return task_id
+    return task.id
 
 
 async def wait_status(
