@@ -1,4 +1,5 @@
-"""duetime: run this task at time T, once. The public surface: `task`, `TaskContext` and the CLI.
+"""duetime: run this task at time T, once. The public surface: `task`, `TaskContext`, `Retry`,
+`Fail` and the CLI.
 
     from duetime import task
 
@@ -16,10 +17,10 @@ from typing import Annotated
 
 import typer
 
-from shared.registry import TaskContext, task
+from shared.registry import Fail, Retry, TaskContext, task
 from shared.settings import Settings, SettingsError
 
-__all__ = ["TaskContext", "main", "task"]
+__all__ = ["Fail", "Retry", "TaskContext", "main", "task"]
 
 cli = typer.Typer(
     help="duetime: a distributed task scheduler on Postgres.",

@@ -82,3 +82,17 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+# The database is unreachable, restarting or refusing connections: worth retrying later, unlike
+# an error in a statement. (TimeoutError and ConnectionError are OSErrors.)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+)
+# Anything a statement can raise that a background loop should log and retry, not die of.
+DB_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)

@@ -1,13 +1,19 @@
-"""Buffers attempt outcomes for a few milliseconds and writes each batch with one fenced UPDATE."""
+"""Buffers attempt outcomes for a few milliseconds and writes each batch with one fenced UPDATE.
+
+While the database is away the outcomes stay buffered and are written, fenced, once it is back:
+an attempt that the rescuer resolved meanwhile is dropped, never overwritten.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from uuid import UUID
 
 import asyncpg
 
 from shared import queries
+from shared.db import CONNECTION_ERRORS
 from shared.queries import Finish
 
 log = logging.getLogger(__name__)
@@ -29,8 +35,9 @@ class Completer:
         self._pending.set()
 
     @property
-    def buffered(self) -> int:
-        return len(self._buffer)
+    def buffered(self) -> list[tuple[UUID, int]]:
+        """The attempts whose outcome is not written yet: still this worker's."""
+        return [(f.task_id, f.attempt) for f in self._buffer]
 
     async def run(self) -> None:
         """Write batches until cancelled; cancel only after `flush()` has emptied the buffer."""
@@ -41,32 +48,55 @@ class Completer:
             try:
                 await self.flush()
                 backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # The outcomes stay buffered and are written, fenced, once the database is back.
+            except CONNECTION_ERRORS as exc:
                 log.warning(
-                    "writing %d results failed (%s); retrying in %.1fs", self.buffered, exc, backoff
+                    "writing %d results failed (%s); retrying in %.1fs",
+                    len(self._buffer),
+                    exc,
+                    backoff,
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def flush(self) -> None:
         async with self._lock:
-            await self._flush()
+            while self._buffer:
+                batch = self._buffer[: self._max_batch]
+                try:
+                    written = set(await queries.finish_many(self._pool, batch))
+                except asyncpg.PostgresError as exc:
+                    if isinstance(exc, CONNECTION_ERRORS):
+                        raise
+                    # A statement error (a result Postgres refuses): find the culprit alone.
+                    written = set(await self._one_by_one(batch, exc))
+                del self._buffer[: len(batch)]
+                self.written += len(written)
+                for f in batch:
+                    if f.task_id not in written:
+                        self.stale += 1
+                        log.warning(
+                            "dropped the result of task %s attempt %d: the attempt is no longer "
+                            "running (its lease was resolved or a newer attempt owns it)",
+                            f.task_id,
+                            f.attempt,
+                        )
+            self._pending.clear()
 
-    async def _flush(self) -> None:
-        while self._buffer:
-            batch = self._buffer[: self._max_batch]
-            written = await queries.finish_many(self._pool, batch)
-            del self._buffer[: len(batch)]
-            self.written += len(written)
-            if len(written) != len(batch):
-                lost = [o for o in batch if o.task_id not in written]
-                self.stale += len(lost)
-                for o in lost:
-                    log.warning(
-                        "dropped the result of task %s attempt %d: the attempt is no longer "
-                        "running (its lease was resolved or a newer attempt owns it)",
-                        o.task_id,
-                        o.attempt,
-                    )
-        self._pending.clear()
+    async def _one_by_one(self, batch: list[Finish], error: Exception) -> set[UUID]:
+        log.warning("writing %d results failed (%s); writing them one by one", len(batch), error)
+        written: set[UUID] = set()
+        for f in batch:
+            try:
+                written |= set(await queries.finish_many(self._pool, [f]))
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, CONNECTION_ERRORS):
+                    raise
+                refused = Finish(
+                    f.task_id,
+                    f.attempt,
+                    "fail",
+                    error=f"could not store the result: {exc}",
+                    reason="error",
+                )
+                written |= set(await queries.finish_many(self._pool, [refused]))
+        return written

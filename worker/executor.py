@@ -1,46 +1,76 @@
-"""Runs one attempt of a task: the handler, async on the loop or sync in a thread; never raises."""
+"""Runs one attempt of a task within its timeout and says how it ended; never raises.
+
+An async handler runs on the loop; a plain function runs in a thread of its own (a daemon), so a
+handler that ignores cancellation can be abandoned without starving the others. Past the timeout
+the attempt is cancelled (CancelledError for async handlers, `ctx.cancelled` for both); one that
+has not stopped after the cancel grace is abandoned and whatever it returns later is thrown away.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
+import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import msgspec
 
 from shared.queries import Finish
-from shared.registry import Registered, TaskContext
+from shared.registry import Fail, Registered, Retry, TaskContext
 from shared.task import ClaimedTask
 
 log = logging.getLogger("duetime.task")
 MAX_ERROR_CHARS = 4000
 _encoder = msgspec.json.Encoder()
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # jsonb refuses \u0000
 
 
 def _error_text(exc: BaseException) -> str:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return text[:MAX_ERROR_CHARS]
+    # Postgres text cannot hold NUL: one in an error would fail the whole batch of results.
+    return text[:MAX_ERROR_CHARS].replace("\x00", "\\x00")
+
+
+def _in_thread(func: Any, ctx: TaskContext) -> asyncio.Future[Any]:
+    """`func(ctx)` in a new daemon thread; the future gets its result unless already done."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():  # abandoned: the attempt has already been decided
+            return
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def target() -> None:
+        try:
+            value, error = func(ctx), None
+        except BaseException as exc:  # handed to the loop, which decides
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: the worker exited
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, name=f"duetime-task-{ctx.task_id}", daemon=True).start()
+    return future
 
 
 class Executor:
-    def __init__(self, handlers: dict[str, Registered], threads: int) -> None:
+    def __init__(self, handlers: dict[str, Registered], *, cancel_grace: float) -> None:
         self._handlers = handlers
-        self._threads = threads
-        self._pool: ThreadPoolExecutor | None = None  # made on the first sync handler
+        self._cancel_grace = cancel_grace
+        self.abandoned = 0  # handlers that ignored cancellation and may still be running
 
     @property
     def task_types(self) -> list[str]:
         return sorted(self._handlers)
 
-    async def run(self, task: ClaimedTask) -> Finish:
-        def failed(error: str) -> Finish:
-            return Finish(task.task_id, task.attempt, "retry", error=error, reason="error")
-
-        handler = self._handlers.get(task.task_type)
-        if handler is None:  # the claim filters by type, so only a misconfigured fleet gets here
-            return failed(f"no handler for task type {task.task_type!r}")
-        ctx = TaskContext(
+    def context(self, task: ClaimedTask) -> TaskContext:
+        return TaskContext(
             task_id=task.task_id,
             task_type=task.task_type,
             attempt=task.attempt,
@@ -48,18 +78,61 @@ class Executor:
             payload=task.payload,
             log=log,
         )
+
+    async def run(self, task: ClaimedTask, ctx: TaskContext) -> Finish:
+        """Cancelling this cancels the handler (and sets ctx.cancelled) without waiting for it."""
+        handler = self._handlers.get(task.task_type)
+        if handler is None:  # the claim filters by type, so only a misconfigured fleet gets here
+            return Finish(
+                task.task_id,
+                task.attempt,
+                "fail",
+                error=f"no handler for task type {task.task_type!r}",
+                reason="error",
+            )
+        running = (
+            asyncio.ensure_future(handler.func(ctx))
+            if handler.is_async
+            else _in_thread(handler.func, ctx)
+        )
         try:
-            if handler.is_async:
-                value = await handler.func(ctx)
-            else:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(
-                        self._threads, thread_name_prefix="duetime-task"
-                    )
-                value = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, handler.func, ctx
-                )
-        except Exception as exc:
+            done, _ = await asyncio.wait({running}, timeout=task.timeout_seconds)
+            if not done:
+                return await self._time_out(task, ctx, running)
+        except asyncio.CancelledError:
+            ctx.cancelled.set()
+            running.cancel()
+            raise
+        return self._outcome(task, running)
+
+    async def _time_out(
+        self, task: ClaimedTask, ctx: TaskContext, running: asyncio.Future[Any]
+    ) -> Finish:
+        ctx.cancelled.set()
+        if isinstance(running, asyncio.Task):
+            running.cancel()
+        done, _ = await asyncio.wait({running}, timeout=self._cancel_grace)
+        error = f"timed out after {task.timeout_seconds:g}s"
+        if not done:
+            self.abandoned += 1
+            error += f" and ignored cancellation for {self._cancel_grace:g}s: abandoned"
+        elif not running.cancelled() and running.exception() is not None:
+            error += f" (then raised {_error_text(running.exception())})"  # type: ignore[arg-type]
+        log.warning("task %s (%s) attempt %d %s", task.task_id, task.task_type, task.attempt, error)
+        return Finish(task.task_id, task.attempt, "retry", error=error, reason="timeout")
+
+    def _outcome(self, task: ClaimedTask, running: asyncio.Future[Any]) -> Finish:
+        def ended(outcome: str, error: str, reason: str, retry_in: float | None = None) -> Finish:
+            return Finish(task.task_id, task.attempt, outcome, None, error, reason, retry_in)
+
+        exc = None if running.cancelled() else running.exception()
+        if running.cancelled():
+            return ended("retry", "the handler was cancelled", "error")
+        if isinstance(exc, Retry):
+            return ended("retry", _error_text(exc), "retry", exc.after)
+        if isinstance(exc, Fail):
+            return ended("fail", _error_text(exc), "fail")
+        if exc is not None:
             log.warning(
                 "task %s (%s) attempt %d failed: %s",
                 task.task_id,
@@ -68,13 +141,12 @@ class Executor:
                 exc,
                 exc_info=exc,
             )
-            return failed(_error_text(exc))
+            return ended("retry", _error_text(exc), "error")
+        value = running.result()
         try:
             result = None if value is None else _encoder.encode(value).decode()
-        except (TypeError, msgspec.EncodeError) as exc:
-            return failed(f"handler result is not JSON-serialisable: {exc}")
+        except (TypeError, msgspec.EncodeError) as err:
+            return ended("fail", f"handler result is not JSON-serialisable: {err}", "error")
+        if result is not None and _JSON_NUL.search(result):
+            return ended("fail", "handler result holds \\u0000: Postgres cannot store it", "error")
         return Finish(task.task_id, task.attempt, "done", result)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -4,6 +4,9 @@ One statement claims a batch and says when the next task is due (shared/sql: tas
 loop sleeps until then, never longer than the wake horizon: no blind fixed poll. A NOTIFY ("a task
 is due in N s") only moves that alarm earlier, so a task due later wakes nobody now; a finished
 attempt wakes the loop to refill its slot if work is due.
+
+Beside it run the completer (writes outcomes), the heartbeat (renews leases; a lost one cancels
+its attempt), the rescuer (resolves other workers' expired leases) and the waker (LISTEN).
 """
 
 from __future__ import annotations
@@ -15,21 +18,32 @@ import math
 import os
 import socket
 import uuid
+from typing import NamedTuple
+from uuid import UUID
 
 import asyncpg
 import msgspec
 
 from shared import db, queries
-from shared.registry import Registered
+from shared.registry import Registered, TaskContext
 from shared.settings import Settings
 from shared.task import ClaimedTask
 from worker.completer import Completer
 from worker.executor import Executor
+from worker.heartbeat import Heartbeat
+from worker.rescuer import Rescuer
 from worker.waker import Waker
 
 log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(dict)
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+DB_ERRORS = db.DB_ERRORS
+FINAL_FLUSH_SECONDS = 5.0  # at exit, how long to keep trying to write results to a lost database
+
+
+class Running(NamedTuple):
+    claimed: ClaimedTask
+    ctx: TaskContext
+    task: asyncio.Task[None]
 
 
 def new_worker_id() -> str:
@@ -41,8 +55,10 @@ class Worker:
         self.settings = settings
         self.dsn = dsn
         self.id = new_worker_id()
-        self.executor = Executor(handlers, threads=settings.concurrency)
-        self.running: set[asyncio.Task[None]] = set()
+        self.executor = Executor(handlers, cancel_grace=settings.cancel_grace_seconds)
+        self.running: dict[UUID, Running] = {}
+        self.lost = 0  # attempts whose lease the rescuer took while this worker ran them
+        self.handed_back = 0
         self.claimed = 0
         self.claims = 0  # claim statements run
         self.empty_claims = 0
@@ -51,6 +67,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._due_at = 0.0  # loop time when work may next be due; in the past: claim now
         self._stopping = asyncio.Event()
+        self._hand_back_due = False  # a claim broke: rows it committed may never have reached us
 
     def stop(self) -> None:
         """Stop claiming now; run() then lets running attempts finish (see run's grace)."""
@@ -58,43 +75,110 @@ class Worker:
         self._wake.set()
 
     async def run(self, *, grace: float = 30.0) -> None:
+        settings = self.settings
         pool = await db.create_pool(
             self.dsn,
-            size=4,
+            size=settings.worker_pool_size,
             application_name="duetime-worker",
             server_settings=db.WORKER_SERVER_SETTINGS,
         )
-        completer = Completer(pool, flush_seconds=self.settings.completion_flush_ms / 1000)
+        completer = Completer(pool, flush_seconds=settings.completion_flush_ms / 1000)
+        heartbeat = Heartbeat(
+            pool,
+            self.id,
+            lease_seconds=settings.lease_seconds,
+            held=lambda: (
+                [(r.claimed.task_id, r.claimed.attempt) for r in self.running.values()]
+                + completer.buffered
+            ),
+            on_lost=self._lose,
+        )
+        rescuer = Rescuer(pool, interval=settings.rescue_interval_seconds)
         waker = self.waker = Waker(self.dsn, self._on_due)
-        services = [asyncio.create_task(completer.run()), asyncio.create_task(waker.run())]
+        services = [
+            asyncio.create_task(service.run()) for service in (completer, heartbeat, rescuer, waker)
+        ]
         log.info(
             "worker %s running %s, concurrency %d",
             self.id,
             ", ".join(self.executor.task_types),
-            self.settings.concurrency,
+            settings.concurrency,
         )
         try:
             await self._claim_loop(pool, completer)
             if self.running:
                 log.info("waiting up to %.0fs for %d running attempts", grace, len(self.running))
-                await asyncio.wait(self.running, timeout=grace)
-            await completer.flush()
+                await asyncio.wait([r.task for r in self.running.values()], timeout=grace)
+            await self._final_flush(completer)
+            await self._release(pool, completer)
         finally:
-            for task in [*services, *self.running]:
-                task.cancel()
-            for task in services:
+            # Whatever still runs is left to its lease: the rescuer of another worker decides.
+            for running in self.running.values():
+                running.ctx.cancelled.set()
+                running.task.cancel()
+            for service in services:
+                service.cancel()
+            for service in services:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self.executor.close()
+                    await service
             await pool.close()
             log.info(
-                "worker %s stopped: %d claimed in %d claims (%d empty), %d results written",
+                "worker %s stopped: %d claimed in %d claims (%d empty), %d results written, "
+                "%d dropped as stale, %d leases lost, %d rescued, %d handed back, %d left running",
                 self.id,
                 self.claimed,
                 self.claims,
                 self.empty_claims,
                 completer.written,
+                completer.stale,
+                self.lost,
+                rescuer.rescued,
+                self.handed_back,
+                len(self.running),
             )
+
+    async def _final_flush(self, completer: Completer) -> None:
+        deadline = asyncio.get_running_loop().time() + FINAL_FLUSH_SECONDS
+        while True:
+            try:
+                await completer.flush()
+                return
+            except DB_ERRORS as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    log.warning(
+                        "exiting with %d results unwritten (%s): their leases will expire",
+                        len(completer.buffered),
+                        exc,
+                    )
+                    return
+                await asyncio.sleep(0.2)
+
+    async def _release(self, pool: asyncpg.Pool, completer: Completer) -> None:
+        """At exit: hand back claims that never reached this worker (a claim cut off)."""
+        with contextlib.suppress(*DB_ERRORS):
+            await self._hand_back(pool, completer)
+
+    async def _hand_back(self, pool: asyncpg.Pool, completer: Completer) -> None:
+        keep = [*self.running, *(task_id for task_id, _ in completer.buffered)]
+        ids = await queries.hand_back(pool, self.id, keep)
+        self._hand_back_due = False
+        if ids:
+            self.handed_back += len(ids)
+            log.warning("handed back %d claimed attempts that never reached this worker", len(ids))
+
+    def _lose(self, task_id: UUID, attempt: int) -> None:
+        """The heartbeat found this attempt resolved by the rescuer: stop it, drop its result."""
+        running = self.running.get(task_id)
+        if running is None or running.claimed.attempt != attempt:
+            return  # it finished meanwhile; its result is fenced like any other
+        self.lost += 1
+        log.warning(
+            "task %s attempt %d: lease lost (the rescuer resolved it); cancelling the handler",
+            task_id,
+            attempt,
+        )
+        running.ctx.cancelled.set()
+        running.task.cancel()
 
     def _on_due(self, seconds: float) -> None:
         """Something is due in `seconds` (a NOTIFY, or the LISTEN connection coming back)."""
@@ -125,9 +209,14 @@ class Worker:
             # claim's snapshot sets it meanwhile, and the min() below keeps it.
             self._due_at = math.inf
             try:
+                if self._hand_back_due:
+                    await self._hand_back(pool, completer)
                 claim = await queries.claim_due(pool, free, self.id, settings.lease_seconds, types)
                 backoff = 0.1
             except DB_ERRORS as exc:
+                # The claim may have committed with its answer lost on the way: hand back what
+                # is recorded under this worker but not running here before claiming again.
+                self._hand_back_due = True
                 log.warning("claim failed (%s); retrying in %.1fs", exc, backoff)
                 self._due_at = min(self._due_at, loop.time() + backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -160,12 +249,17 @@ class Worker:
             payload=_decoder.decode(row["payload"]),
             timeout_seconds=row["timeout_seconds"],
         )
-        task = asyncio.create_task(self._attempt(claimed, completer))
-        self.running.add(task)
+        ctx = self.executor.context(claimed)
+        task = asyncio.create_task(self._attempt(claimed, ctx, completer))
+        self.running[claimed.task_id] = Running(claimed, ctx, task)
 
-    async def _attempt(self, claimed: ClaimedTask, completer: Completer) -> None:
+    async def _attempt(self, claimed: ClaimedTask, ctx: TaskContext, completer: Completer) -> None:
         try:
-            completer.add(await self.executor.run(claimed))
+            outcome = await self.executor.run(claimed, ctx)
+        except asyncio.CancelledError:
+            return  # lease lost, or the worker exits: the attempt is the rescuer's to resolve
+        else:
+            completer.add(outcome)
         finally:
-            self.running.discard(asyncio.current_task())
+            self.running.pop(claimed.task_id, None)
             self._wake.set()

@@ -1,0 +1,55 @@
+"""Resolves attempts whose lease expired: their worker was killed, paused or cut off.
+
+Every worker runs it, at a jittered interval, with no leader: the statement takes expired rows
+with SKIP LOCKED, so rescuers running side by side share them out, and each row is one guarded
+UPDATE (failed with reason 'lost', or submitted again if the task allows retry on loss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import asyncpg
+
+from shared import queries
+from shared.db import DB_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class Rescuer:
+    def __init__(self, pool: asyncpg.Pool, *, interval: float, batch: int = 500) -> None:
+        self._pool = pool
+        self.interval = interval
+        self._batch = batch
+        self.rescued = 0
+
+    async def run_once(self) -> int:
+        """Resolve every expired lease there is now; how many."""
+        total = 0
+        while True:
+            rows = await queries.rescue_expired(self._pool, self._batch)
+            for row in rows:
+                log.warning(
+                    "task %s attempt %d: lease expired (worker %s lost it); now %s",
+                    row["id"],
+                    row["attempts"],
+                    row["worker_id"],
+                    row["status"],
+                )
+            total += len(rows)
+            if len(rows) < self._batch:
+                break
+        self.rescued += total
+        return total
+
+    async def run(self) -> None:
+        while True:
+            # Jitter keeps a fleet started together from rescuing in lockstep.
+            await asyncio.sleep(self.interval * random.uniform(0.5, 1.5))
+            try:
+                await self.run_once()
+            except DB_ERRORS as exc:
+                log.warning("rescuing expired leases failed (%s)", exc)
