@@ -143,7 +143,7 @@ async def heartbeat_many(
 async def rescue_expired(
     db: Executor, limit: int, now: datetime | None = None
 ) -> list[asyncpg.Record]:
-    """Resolve up to `limit` expired leases: (id, status, attempts, worker_id) of each."""
+    """Resolve up to `limit` expired leases: (id, status, attempts, worker_id, due_in) of each."""
     return await db.fetch(sql()["task_rescue_expired"], limit, now)
 
 

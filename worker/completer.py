@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from uuid import UUID
 
 import asyncpg
@@ -15,13 +16,22 @@ import asyncpg
 from shared import queries
 from shared.db import CONNECTION_ERRORS
 from shared.queries import Finish
+from shared.task import TaskStatus
 
 log = logging.getLogger(__name__)
 
 
 class Completer:
-    def __init__(self, pool: asyncpg.Pool, *, flush_seconds: float, max_batch: int = 5000) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        flush_seconds: float,
+        on_requeued: Callable[[], None] = lambda: None,
+        max_batch: int = 5000,
+    ) -> None:
         self._pool = pool
+        self._on_requeued = on_requeued
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         self._buffer: list[Finish] = []
@@ -63,14 +73,16 @@ class Completer:
             while self._buffer:
                 batch = self._buffer[: self._max_batch]
                 try:
-                    written = set(await queries.finish_many(self._pool, batch))
+                    written = await queries.finish_many(self._pool, batch)
                 except asyncpg.PostgresError as exc:
                     if isinstance(exc, CONNECTION_ERRORS):
                         raise
                     # A statement error (a result Postgres refuses): find the culprit alone.
-                    written = set(await self._one_by_one(batch, exc))
+                    written = await self._one_by_one(batch, exc)
                 del self._buffer[: len(batch)]
                 self.written += len(written)
+                if TaskStatus.SUBMITTED in written.values():
+                    self._on_requeued()  # a retry: its worker should look when it is due
                 for f in batch:
                     if f.task_id not in written:
                         self.stale += 1
@@ -82,12 +94,12 @@ class Completer:
                         )
             self._pending.clear()
 
-    async def _one_by_one(self, batch: list[Finish], error: Exception) -> set[UUID]:
+    async def _one_by_one(self, batch: list[Finish], error: Exception) -> dict[UUID, TaskStatus]:
         log.warning("writing %d results failed (%s); writing them one by one", len(batch), error)
-        written: set[UUID] = set()
+        written: dict[UUID, TaskStatus] = {}
         for f in batch:
             try:
-                written |= set(await queries.finish_many(self._pool, [f]))
+                written |= await queries.finish_many(self._pool, [f])
             except asyncpg.PostgresError as exc:
                 if isinstance(exc, CONNECTION_ERRORS):
                     raise
@@ -98,5 +110,5 @@ class Completer:
                     error=f"could not store the result: {exc}",
                     reason="error",
                 )
-                written |= set(await queries.finish_many(self._pool, [refused]))
+                written |= await queries.finish_many(self._pool, [refused])
         return written

@@ -28,10 +28,13 @@ _encoder = msgspec.json.Encoder()
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # jsonb refuses \u0000
 
 
-def _error_text(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+def _clean(text: str) -> str:
     # Postgres text cannot hold NUL: one in an error would fail the whole batch of results.
     return text[:MAX_ERROR_CHARS].replace("\x00", "\\x00")
+
+
+def _error_text(exc: BaseException) -> str:
+    return _clean("".join(traceback.format_exception_only(type(exc), exc)).strip())
 
 
 def _in_thread(func: Any, ctx: TaskContext) -> asyncio.Future[Any]:
@@ -128,10 +131,11 @@ class Executor:
         exc = None if running.cancelled() else running.exception()
         if running.cancelled():
             return ended("retry", "the handler was cancelled", "error")
+        # Retry and Fail carry the handler's own words: no exception class in front.
         if isinstance(exc, Retry):
-            return ended("retry", _error_text(exc), "retry", exc.after)
+            return ended("retry", _clean(str(exc)), "retry", exc.after)
         if isinstance(exc, Fail):
-            return ended("fail", _error_text(exc), "fail")
+            return ended("fail", _clean(str(exc)), "fail")
         if exc is not None:
             log.warning(
                 "task %s (%s) attempt %d failed: %s",

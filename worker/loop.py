@@ -82,7 +82,12 @@ class Worker:
             application_name="duetime-worker",
             server_settings=db.WORKER_SERVER_SETTINGS,
         )
-        completer = Completer(pool, flush_seconds=settings.completion_flush_ms / 1000)
+        completer = Completer(
+            pool,
+            flush_seconds=settings.completion_flush_ms / 1000,
+            # A retry went back to submitted: claim now, and the claim says when it is due.
+            on_requeued=lambda: self._on_due(0.0),
+        )
         heartbeat = Heartbeat(
             pool,
             self.id,

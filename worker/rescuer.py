@@ -40,6 +40,9 @@ class Rescuer:
                     row["status"],
                 )
             total += len(rows)
+            requeued = [r["due_in"] for r in rows if r["status"] == "submitted"]
+            if requeued:  # rare: one NOTIFY wakes whichever worker runs that type
+                await queries.notify_due(self._pool, min(requeued))
             if len(rows) < self._batch:
                 break
         self.rescued += total

@@ -141,7 +141,8 @@ RETURNING t.id;
 -- reason 'lost', or, if the task allows retry on loss and has attempts left, submitted again
 -- after its backoff. Any number of workers run this side by side: SKIP LOCKED shares the rows out
 -- and the UPDATE re-checks the lease, so a heartbeat that won the race keeps its attempt.
--- Returns each resolved id, its new status, attempt and the worker that lost it.
+-- Returns each resolved id, its new status, attempt, the worker that lost it and the seconds
+-- until it is due again.
 WITH expired AS (
     SELECT id
     FROM tasks
@@ -171,7 +172,8 @@ SET status = (CASE
 FROM expired
 WHERE t.id = expired.id AND t.status = 'started_executing'
     AND t.lease_expires_at < coalesce($2::timestamptz, now())
-RETURNING t.id, t.status, t.attempts, t.worker_id;
+RETURNING t.id, t.status, t.attempts, t.worker_id,
+    extract(epoch FROM t.execution_time - coalesce($2::timestamptz, now()))::float8 AS due_in;
 
 -- name: task_hand_back
 -- Gives back every attempt recorded under worker $1 that it is not running, listed in $2 uuid[]

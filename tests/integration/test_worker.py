@@ -4,77 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
-import pytest
-
 from shared import queries
-from shared.registry import Registered, TaskContext
+from shared.registry import TaskContext
 from shared.settings import Settings
 from shared.task import TaskStatus
-from tests.factories import new_task
+from tests.integration.workers import (
+    SETTINGS,
+    db_now,
+    handlers,
+    submit,
+    until,
+    wait_status,
+)
 from worker.loop import Worker
-
-# A long horizon: if the worker woke only on its cap, these tests would time out.
-SETTINGS = Settings(wake_horizon_seconds=30.0, concurrency=10, completion_flush_ms=2.0)
-
-
-def handlers(**funcs: Callable[..., Any]) -> dict[str, Registered]:
-    import inspect
-
-    return {n: Registered(n, f, inspect.iscoroutinefunction(f)) for n, f in funcs.items()}
-
-
-async def submit(pool: asyncpg.Pool, task_type: str, when: datetime, payload: str = "{}") -> Any:
-    task = new_task(task_type, when, payload)
-    # As the API does: insert, then tell the workers when it is due.
-    due_in = await queries.insert_many(pool, [task])
-    await queries.notify_due(pool, due_in)
-    return task.id
-
-
-async def wait_status(
-    pool: asyncpg.Pool, task_id: Any, *wanted: TaskStatus, within: float = 10.0
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        row = await queries.get(pool, task_id)
-        if row is not None and TaskStatus(row["status"]) in wanted:
-            return row
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"task {task_id} still {row and row['status']} after {within}s")
-        await asyncio.sleep(0.02)
-
-
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def running(dsn: str) -> AsyncIterator[Callable[..., Worker]]:
-    """Start workers with given handlers; they are stopped (and awaited) after the test."""
-    started: list[tuple[Worker, asyncio.Task[None]]] = []
-
-    def start(hs: dict[str, Registered], settings: Settings = SETTINGS) -> Worker:
-        worker = Worker(settings, dsn, hs)
-        started.append((worker, asyncio.create_task(worker.run(grace=5))))
-        return worker
-
-    yield start
-    for worker, _ in started:
-        worker.stop()
-    await asyncio.wait_for(asyncio.gather(*(t for _, t in started)), 15)
-
-
-async def db_now(pool: asyncpg.Pool) -> datetime:
-    now: datetime = await pool.fetchval("SELECT now()")
-    return now
 
 
 async def test_runs_a_due_task_and_stores_its_result(pool, running) -> None:
