@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared import registry
-from shared.registry import TaskContext, known_task_types, task
+from shared.registry import Retry, TaskContext, known_task_types, task
+from shared.task import Backoff, TaskPolicy
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +71,40 @@ def test_import_modules_says_what_is_wrong() -> None:
         registry.import_modules(["no_such_mod_xyz"])
     with pytest.raises(ValueError, match="must not be named"):
         registry.import_modules(["worker.tasks"])
+
+
+def test_a_task_type_carries_its_failure_policy() -> None:
+    @task("billing_run", max_attempts=5, backoff="linear", backoff_base=2, timeout=60)
+    async def billing(ctx: TaskContext) -> None: ...
+
+    policy = registry.registered()["billing_run"].policy
+    assert policy == TaskPolicy(
+        max_attempts=5, backoff=Backoff.LINEAR, backoff_base_seconds=2.0, timeout_seconds=60.0
+    )
+    # Unset fields fall through to what is beneath: the settings' defaults.
+    resolved = policy.over(TaskPolicy(max_attempts=1, retry_on_loss=False, backoff_cap_seconds=9))
+    assert (resolved.max_attempts, resolved.retry_on_loss, resolved.backoff_cap_seconds) == (
+        5,
+        False,
+        9,
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"backoff": "sometimes"}, "backoff"),
+        ({"timeout": 0}, "timeout_seconds"),
+        ({"backoff_base": 10, "backoff_cap": 5}, "backoff_cap_seconds"),
+    ],
+)
+def test_a_bad_policy_is_refused_naming_the_field(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        task("x", **options)  # type: ignore[arg-type]
+
+
+def test_retry_after_must_be_sane() -> None:
+    assert Retry(after=30).after == 30
+    with pytest.raises(ValueError, match="after"):
+        Retry(after=-1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.settings import Settings, SettingsError
+from shared.task import Backoff, TaskPolicy
 
 
 def test_defaults_without_environment() -> None:
@@ -50,3 +51,40 @@ def test_a_bad_value_names_the_variable(env: dict[str, str], variable: str) -> N
 def test_to_env_round_trips() -> None:
     settings = Settings(database_url="postgresql://x/y", port=1234, task_types=("a", "b"))
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_the_default_failure_policy_comes_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "DUETIME_MAX_ATTEMPTS": "4",
+            "DUETIME_BACKOFF": "linear",
+            "DUETIME_BACKOFF_BASE_SECONDS": "2",
+            "DUETIME_BACKOFF_CAP_SECONDS": "60",
+            "DUETIME_RETRY_ON_LOSS": "true",
+            "DUETIME_TIMEOUT_SECONDS": "90",
+        }
+    )
+    assert settings.policy() == TaskPolicy(
+        max_attempts=4,
+        backoff=Backoff.LINEAR,
+        backoff_base_seconds=2.0,
+        backoff_cap_seconds=60.0,
+        retry_on_loss=True,
+        timeout_seconds=90.0,
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DUETIME_MAX_ATTEMPTS": "0"}, "DUETIME_MAX_ATTEMPTS"),
+        ({"DUETIME_BACKOFF": "quadratic"}, "DUETIME_BACKOFF"),
+        ({"DUETIME_LEASE_SECONDS": "0"}, "DUETIME_LEASE_SECONDS"),
+        ({"DUETIME_RETRY_ON_LOSS": "perhaps"}, "DUETIME_RETRY_ON_LOSS"),
+        ({"DUETIME_TIMEOUT_SECONDS": "-1"}, "DUETIME_TIMEOUT_SECONDS"),
+    ],
+)
+def test_a_bad_policy_value_names_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env(env)
