@@ -14,7 +14,7 @@ from api.inserter import Inserter
 from api.notifier import DueNotifier
 from api.routes import ROUTES
 from shared import db
-from shared.registry import known_task_types
+from shared.registry import known_task_types, registered
 from shared.settings import Settings
 
 
@@ -23,13 +23,17 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # No connection opened up front: the API starts while the database is down, answers 503
+        # meanwhile, and connects when a request first needs it.
         pool = await db.create_pool(
             dsn or db.resolve_dsn(settings),
             size=settings.db_pool_size,
+            min_size=0,
             application_name="duetime-api",
         )
         app.state.pool = pool
         notifier = DueNotifier(pool, horizon=settings.wake_horizon_seconds)
+        app.state.notifier = notifier
         app.state.inserter = Inserter(pool, notifier)
         try:
             yield
@@ -37,10 +41,18 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
             await notifier.close()
             await pool.close()
 
+    task_types = known_task_types(settings.task_types)
+    default = settings.policy()
+    handlers = registered()
+    # Each type's policy over the settings', fixed when the app is made, like the known types.
+    policies = {
+        name: handlers[name].policy.over(default) if name in handlers else default
+        for name in task_types
+    }
     return Litestar(
         route_handlers=ROUTES,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="duetime", version="0.1.0", path="/schema"),
-        state=State({"task_types": known_task_types(settings.task_types), "settings": settings}),
+        state=State({"task_types": task_types, "policies": policies, "settings": settings}),
     )

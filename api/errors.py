@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -30,6 +32,35 @@ def _respond(
     status_code: int, body: ErrorBody, headers: dict[str, str] | None = None
 ) -> Response[Any]:
     return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer in time (raised by GET /ready)."""
+
+
+# Errors that mean "no usable connection to Postgres right now", never "this request is wrong":
+# each answers 503 with Retry-After, and the pool reconnects on a later acquire by itself.
+# Statement errors (constraint violations, a cancelled query, bad SQL) still answer 500.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable, DNS; TimeoutError (a connect timeout) is one too
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    asyncpg.InternalClientError,  # the protocol lost its place with its connection
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08: connection exceptions
+    asyncpg.CannotConnectNowError,  # the server is starting up or recovering
+    asyncpg.AdminShutdownError,  # the server is shutting down, or our backend was terminated
+    asyncpg.CrashShutdownError,  # another backend crashed; every session is reset
+    asyncpg.IdleSessionTimeoutError,  # the server closed a session it found idle
+    asyncpg.TooManyConnectionsError,
+    DatabaseUnavailable,
+)
+RETRY_AFTER_SECONDS = 1
+_WARN_EVERY_SECONDS = 10.0
+
+
+class _Warned:
+    """When an outage was last logged: one line per interval, not one per refused request."""
+
+    at = float("-inf")
 
 
 def api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
@@ -64,12 +95,29 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return _respond(exc.status_code, ErrorBody(detail=str(exc.detail)), exc.headers)
 
 
+def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    now = time.monotonic()
+    if now - _Warned.at >= _WARN_EVERY_SECONDS:
+        _Warned.at = now
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    # A socket error's text names the database's address, which clients need not learn.
+    reason = type(exc).__name__ if isinstance(exc, OSError) else str(exc) or type(exc).__name__
+    return _respond(
+        503,
+        ErrorBody(detail=f"database unavailable: {reason}"),
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _respond(HTTP_500_INTERNAL_SERVER_ERROR, ErrorBody(detail="internal server error"))
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    **dict.fromkeys(DATABASE_UNAVAILABLE, database_unavailable),
+    # A value asyncpg cannot encode is a bug here, not an outage, though it is an InterfaceError.
+    asyncpg.DataError: internal_error,
     ApiError: api_error,
     ValidationException: validation_error,
     HTTPException: http_error,

@@ -1,58 +1,33 @@
-"""The /task routes: thin handlers over shared.queries; errors go through api.errors."""
+"""The routes: thin handlers over shared.queries (POST /task is in api.submit); errors go
+through api.errors."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC
-from typing import Annotated, Any
+import asyncio
+from typing import Annotated
 from uuid import UUID
 
-import msgspec
-from litestar import Request, Response, delete, get, post
+import asyncpg
+from litestar import delete, get, post
 from litestar.datastructures import State
-from litestar.exceptions import ValidationException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.status_codes import HTTP_200_OK
 
-from api.errors import ApiError
-from api.inserter import Inserter
-from api.schemas import MAX_PAYLOAD_BYTES, TaskCreate, TaskCreated, TaskPage
+from api.errors import ApiError, DatabaseUnavailable
+from api.notifier import DueNotifier
+from api.schemas import TaskPage
+from api.submit import create_task
 from shared import queries
-from shared.ids import new_task_id
 from shared.registry import TASK_TYPE_PATTERN
-from shared.task import NewTask, TaskStatus, TaskView
+from shared.task import TaskStatus, TaskView
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-_encoder = msgspec.json.Encoder()
 _STATUSES = ", ".join(s.value for s in TaskStatus)
-# Litestar converts a body leniently (a number or a numeric string becomes a Unix-time datetime),
-# so POST /task first decodes it strictly: execution_time must be an RFC 3339 string.
-_strict_task = msgspec.json.Decoder(TaskCreate)
-# Postgres's jsonb refuses \u0000; an unescaped one would fail the whole group-commit batch.
-_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
-
-async def _check_task_body(request: Request[Any, Any, Any]) -> None:
-    """Before Litestar parses the body: the content type first, then a strict decode."""
-    media_type, _ = request.content_type
-    if media_type != "application/json":
-        raise ApiError(415, f"Content-Type must be application/json, got {media_type or 'none'!r}")
-    body = await request.body()
-    if not body:
-        raise ApiError(400, "the request body is empty; expected a JSON object")
-    try:
-        _strict_task.decode(body)
-    except msgspec.ValidationError as exc:
-        message, _, at = str(exc).partition(" - at ")
-        key = at.strip("`").removeprefix("$").removeprefix(".") or None
-        if key is None and message.startswith("Expected"):
-            message = f"the request body must be a JSON object: {message}"
-        raise ValidationException(extra=[{"message": message, "key": key}]) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "the request body is nested too deeply") from None
+# GET /ready waits this long for the database before answering 503.
+READY_TIMEOUT_SECONDS = 2.0
+# An id no task has (UUIDv7 ids are never nil): looking it up is the readiness probe.
+_NO_TASK = UUID(int=0)
 
 
 def _task_id(raw: str) -> UUID:
@@ -64,56 +39,24 @@ def _task_id(raw: str) -> UUID:
 
 @get("/health", sync_to_thread=False, include_in_schema=False)
 def health() -> dict[str, str]:
+    """The process is up; says nothing about the database (GET /ready does)."""
     return {"status": "ok"}
 
 
-@post(
-    "/task",
-    status_code=HTTP_201_CREATED,
-    request_max_body_size=2 * MAX_PAYLOAD_BYTES,
-    before_request=_check_task_body,
-)
-async def create_task(data: JSONBody[TaskCreate], state: State) -> Response[TaskCreated]:
-    """Submit a task; it runs once, at or after execution_time."""
-    known: frozenset[str] = state.task_types
-    if data.task_type not in known:
-        raise ApiError(
-            422,
-            f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
-            field="task_type",
-        )
-    payload = _encoder.encode(data.payload or {})
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ApiError(
-            413,
-            f"payload: {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
-            field="payload",
-        )
-    if _JSON_NUL.search(payload):
-        raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
+@get("/ready", include_in_schema=False)
+async def ready(state: State) -> dict[str, str]:
+    """200 when the database answers a query through the pool within 2 s, else 503."""
     try:
-        data.execution_time.astimezone(UTC)
-    except OverflowError:
-        raise ApiError(
-            400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
-        ) from None
-    task_id = new_task_id()
-    inserter: Inserter = state.inserter
-    policy = state.settings.policy()
-    await inserter.insert(
-        NewTask(
-            id=task_id,
-            task_type=data.task_type,
-            execution_time=data.execution_time,
-            payload=payload.decode(),
-            **{name: getattr(policy, name) for name in policy.__struct_fields__},
-        )
-    )
-    return Response(
-        TaskCreated(task_id=task_id),
-        status_code=HTTP_201_CREATED,
-        headers={"Location": f"/task/{task_id}"},
-    )
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            # A primary-key lookup rather than SELECT 1 (SQL lives in shared/sql): it also
+            # proves the schema is there.
+            await queries.get(state.pool, _NO_TASK)
+    except TimeoutError:
+        raise DatabaseUnavailable(f"no answer within {READY_TIMEOUT_SECONDS:g} s") from None
+    except asyncpg.PostgresError as exc:
+        # The server answers but cannot serve (no such database, schema not migrated, ...).
+        raise DatabaseUnavailable(str(exc)) from exc
+    return {"status": "ready"}
 
 
 @get("/task/{task_id:str}")
@@ -181,4 +124,22 @@ async def delete_task(task_id: FromPath[str], state: State) -> TaskView:
     )
 
 
-ROUTES = [health, create_task, get_task, list_tasks, delete_task]
+@post("/task/{task_id:str}/retry", status_code=HTTP_200_OK)
+async def retry_task(task_id: FromPath[str], state: State) -> TaskView:
+    """Redrive a failed task: submitted again, due now, for one more attempt. Else 409."""
+    tid = _task_id(task_id)
+    row = await queries.retry_failed(state.pool, tid)
+    if row is not None:
+        notifier: DueNotifier = state.notifier
+        notifier.due_in(0.0)
+        return TaskView.from_record(row)
+    row = await queries.get(state.pool, tid)
+    if row is None:
+        raise ApiError(404, f"no task {task_id}")
+    current = TaskStatus(row["status"])
+    raise ApiError(
+        409, f"task is {current.value}; only a failed task can be retried", status=current.value
+    )
+
+
+ROUTES = [health, ready, create_task, get_task, list_tasks, delete_task, retry_task]

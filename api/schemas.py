@@ -8,23 +8,64 @@ from uuid import UUID
 
 import msgspec
 
-from shared.task import TaskView
+from shared.task import Backoff, TaskView
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+YEAR_SECONDS = 365 * 86400
+MAX_KEY_LENGTH = 200
 
 AwareDatetime = Annotated[
     datetime,
     msgspec.Meta(tz=True, description="RFC 3339 with an offset, e.g. 2026-11-23T12:00:00Z"),
 ]
 TaskTypeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+_INHERITED = " Omitted: the task type's (@task), else the server's (DUETIME_*)."
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=YEAR_SECONDS)]
+
+
+def _about(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text + _INHERITED)
 
 
 class TaskCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """POST /task: when to run which type of task, with an optional JSON object payload."""
+    """POST /task: when to run which type of task, with an optional JSON object payload, an
+    optional failure policy (a field omitted is inherited) and an optional idempotency key."""
 
     task_type: TaskTypeName
     execution_time: AwareDatetime
     payload: dict[str, Any] | None = None
+    max_attempts: (
+        Annotated[int, msgspec.Meta(ge=1, le=1000), _about("Attempts before the task fails.")]
+        | None
+    ) = None
+    backoff: Annotated[Backoff, _about("How the wait before a retry grows.")] | None = None
+    backoff_base_seconds: Annotated[Seconds, _about("The backoff's unit, 0 to 1 year.")] | None = (
+        None
+    )
+    backoff_cap_seconds: (
+        Annotated[Seconds, _about("The longest backoff: base to 1 year.")] | None
+    ) = None
+    retry_on_loss: (
+        Annotated[bool, _about("Whether an attempt lost with its worker is retried.")] | None
+    ) = None
+    timeout_seconds: (
+        Annotated[
+            float, msgspec.Meta(gt=0, le=YEAR_SECONDS), _about("How long one attempt may run.")
+        ]
+        | None
+    ) = None
+    idempotency_key: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=MAX_KEY_LENGTH,
+                description="At most one task per key: a repeat answers 200 with the first "
+                "task's id. The same as the Idempotency-Key header.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class TaskCreated(msgspec.Struct):

@@ -69,12 +69,13 @@ async def create_pool(
     *,
     size: int,
     application_name: str,
+    min_size: int = 1,
     server_settings: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
-        min_size=1,
+        min_size=min_size,
         max_size=size,
         server_settings={"application_name": application_name, **(server_settings or {})},
         reset=_keep_session,

@@ -79,6 +79,7 @@ class Worker:
         pool = await db.create_pool(
             self.dsn,
             size=settings.worker_pool_size,
+            min_size=0,  # start (and keep running) while the database is down: claims retry
             application_name="duetime-worker",
             server_settings=db.WORKER_SERVER_SETTINGS,
         )

@@ -1,0 +1,201 @@
+"""POST /task: the strict body check, the failure policy a task gets, and idempotent submission."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.datastructures import State
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from api.errors import ApiError
+from api.inserter import Inserter
+from api.notifier import DueNotifier
+from api.schemas import MAX_KEY_LENGTH, MAX_PAYLOAD_BYTES, TaskCreate, TaskCreated
+from shared import queries
+from shared.ids import new_task_id
+from shared.registry import check_policy
+from shared.task import Backoff, NewTask, TaskPolicy
+
+_encoder = msgspec.json.Encoder()
+# Litestar converts a body leniently (a number or a numeric string becomes a Unix-time datetime),
+# so POST /task first decodes it strictly: execution_time must be an RFC 3339 string.
+_strict_task = msgspec.json.Decoder(TaskCreate)
+# Postgres's jsonb refuses \u0000; an unescaped one would fail the whole group-commit batch.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_BACKOFFS = ", ".join(b.value for b in Backoff)
+# A key whose task vanished between our INSERT and our SELECT (pruned) is tried again, a little.
+_KEY_TRIES = 3
+
+
+async def check_task_body(request: Request[Any, Any, Any]) -> None:
+    """Before Litestar parses the body: the content type first, then a strict decode."""
+    media_type, _ = request.content_type
+    if media_type != "application/json":
+        raise ApiError(415, f"Content-Type must be application/json, got {media_type or 'none'!r}")
+    body = await request.body()
+    if not body:
+        raise ApiError(400, "the request body is empty; expected a JSON object")
+    try:
+        _strict_task.decode(body)
+    except msgspec.ValidationError as exc:
+        message, _, at = str(exc).partition(" - at ")
+        key = at.strip("`").removeprefix("$").removeprefix(".") or None
+        if key is None and message.startswith("Expected"):
+            message = f"the request body must be a JSON object: {message}"
+        if key == "backoff" and message.startswith("Invalid enum value"):
+            message = f"{message}; must be one of {_BACKOFFS}"
+        raise ValidationException(extra=[{"message": message, "key": key}]) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply") from None
+
+
+def resolve_policy(data: TaskCreate, beneath: TaskPolicy) -> TaskPolicy:
+    """The request's policy over `beneath` (its type's over the settings'), checked."""
+    asked = TaskPolicy(
+        max_attempts=data.max_attempts,
+        backoff=data.backoff,
+        backoff_base_seconds=data.backoff_base_seconds,
+        backoff_cap_seconds=data.backoff_cap_seconds,
+        retry_on_loss=data.retry_on_loss,
+        timeout_seconds=data.timeout_seconds,
+    )
+    policy = asked.over(beneath)
+    base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
+    assert base is not None
+    assert cap is not None
+    if asked.backoff_cap_seconds is None and cap < base:
+        # An inherited cap yields to a larger base (as Settings.policy() does): only a cap the
+        # request itself names below the base is the client's mistake.
+        policy = msgspec.structs.replace(policy, backoff_cap_seconds=base)
+    try:
+        check_policy(policy)
+    except ValueError as exc:
+        field = str(exc).partition(":")[0]
+        raise ApiError(400, str(exc), field=field) from None
+    return policy
+
+
+def _idempotency_key(data: TaskCreate, header: str | None) -> str | None:
+    if header is not None:
+        if not 1 <= len(header) <= MAX_KEY_LENGTH:
+            raise ApiError(
+                400,
+                f"idempotency_key: the Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} "
+                f"characters, got {len(header)}",
+                field="idempotency_key",
+            )
+        if data.idempotency_key is not None and data.idempotency_key != header:
+            raise ApiError(
+                400,
+                "idempotency_key: differs from the Idempotency-Key header; send one, or both equal",
+                field="idempotency_key",
+            )
+    key = data.idempotency_key if header is None else header
+    if key is not None and "\x00" in key:
+        raise ApiError(400, "idempotency_key: must not contain \\u0000", field="idempotency_key")
+    return key
+
+
+async def _insert_keyed(state: State, task: NewTask) -> tuple[UUID, bool]:
+    """The task under its key: (its id, True) if this request created it, else the holder's id."""
+    assert task.idempotency_key is not None
+    notifier: DueNotifier = state.notifier
+    for _ in range(_KEY_TRIES):
+        # Not group-committed: a conflict must answer this request alone, never fail a batch.
+        due_in = await queries.insert_keyed(state.pool, task)
+        if due_in is not None:
+            notifier.due_in(due_in)
+            return task.id, True
+        # The INSERT waited for the key's holder to commit; this SELECT is a new statement, so
+        # its snapshot includes that commit.
+        row = await queries.get_by_key(state.pool, task.idempotency_key)
+        if row is not None:
+            return row["id"], False
+    raise ApiError(
+        409,
+        "idempotency_key: the task under this key was being removed; send the request again",
+        field="idempotency_key",
+    )
+
+
+@post(
+    "/task",
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=2 * MAX_PAYLOAD_BYTES,
+    before_request=check_task_body,
+    responses={
+        HTTP_200_OK: ResponseSpec(
+            data_container=TaskCreated,
+            description="A replay: a task was already submitted under this idempotency key; "
+            "its id, nothing written.",
+        )
+    },
+)
+async def create_task(
+    data: JSONBody[TaskCreate],
+    state: State,
+    idempotency_header: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            required=False,
+            description=f"1 to {MAX_KEY_LENGTH} characters; the same as the idempotency_key field.",
+        ),
+    ] = None,
+) -> Response[TaskCreated]:
+    """Submit a task; it runs at or after execution_time, retried as its failure policy says."""
+    known: frozenset[str] = state.task_types
+    if data.task_type not in known:
+        raise ApiError(
+            422,
+            f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
+            field="task_type",
+        )
+    payload = _encoder.encode(data.payload or {})
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ApiError(
+            413,
+            f"payload: {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
+            field="payload",
+        )
+    if _JSON_NUL.search(payload):
+        raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
+    try:
+        data.execution_time.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(
+            400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
+        ) from None
+    policies: dict[str, TaskPolicy] = state.policies
+    policy = resolve_policy(data, policies[data.task_type])
+    key = _idempotency_key(data, idempotency_header)
+    task = NewTask(
+        id=new_task_id(),
+        task_type=data.task_type,
+        execution_time=data.execution_time,
+        payload=payload.decode(),
+        idempotency_key=key,
+        **{name: getattr(policy, name) for name in policy.__struct_fields__},
+    )
+    created = True
+    if key is None:
+        inserter: Inserter = state.inserter
+        await inserter.insert(task)
+        task_id = task.id
+    else:
+        task_id, created = await _insert_keyed(state, task)
+    return Response(
+        TaskCreated(task_id=task_id),
+        status_code=HTTP_201_CREATED if created else HTTP_200_OK,
+        headers={"Location": f"/task/{task_id}"},
+    )
