@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.schemas import ErrorBody
+from shared import db
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +39,8 @@ class DatabaseUnavailable(Exception):
     """The database did not answer in time (raised by GET /ready)."""
 
 
-# Errors that mean "no usable connection to Postgres right now", never "this request is wrong":
-# each answers 503 with Retry-After, and the pool reconnects on a later acquire by itself.
-# Statement errors (constraint violations, a cancelled query, bad SQL) still answer 500.
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,  # refused, reset, unreachable, DNS; TimeoutError (a connect timeout) is one too
-    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
-    asyncpg.InternalClientError,  # the protocol lost its place with its connection
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08: connection exceptions
-    asyncpg.CannotConnectNowError,  # the server is starting up or recovering
-    asyncpg.AdminShutdownError,  # the server is shutting down, or our backend was terminated
-    asyncpg.CrashShutdownError,  # another backend crashed; every session is reset
-    asyncpg.IdleSessionTimeoutError,  # the server closed a session it found idle
-    asyncpg.TooManyConnectionsError,
-    DatabaseUnavailable,
-)
+# Each answers 503 with Retry-After: the pool reconnects on a later acquire by itself.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (*db.CONNECTION_ERRORS, DatabaseUnavailable)
 RETRY_AFTER_SECONDS = 1
 _WARN_EVERY_SECONDS = 10.0
 

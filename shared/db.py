@@ -85,14 +85,18 @@ async def create_pool(
     return pool
 
 
-# The database is unreachable, restarting or refusing connections: worth retrying later, unlike
-# an error in a statement. (TimeoutError and ConnectionError are OSErrors.)
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
+# No usable connection to Postgres right now, never "this statement is wrong": worth retrying
+# later (the pools reconnect by themselves). Statement errors (a constraint, a cancelled query,
+# bad SQL) are not among them.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable, DNS; TimeoutError (a connect timeout) is one too
+    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+    asyncpg.InternalClientError,  # the protocol lost its place with its connection
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08: connection exceptions
+    asyncpg.CannotConnectNowError,  # the server is starting up or recovering
+    asyncpg.AdminShutdownError,  # the server is shutting down, or our backend was terminated
+    asyncpg.CrashShutdownError,  # another backend crashed; every session is reset
+    asyncpg.IdleSessionTimeoutError,  # the server closed a session it found idle
     asyncpg.TooManyConnectionsError,
 )
 # Anything a statement can raise that a background loop should log and retry, not die of.
