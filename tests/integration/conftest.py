@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
+from litestar.testing import AsyncTestClient
 
+from api.app import create_app
 from shared.registry import Registered
 from shared.settings import Settings
 from tests.integration.workers import SETTINGS
@@ -25,3 +28,10 @@ async def running(dsn: str) -> AsyncIterator[Callable[..., Worker]]:
     for worker, _ in started:
         worker.stop()
     await asyncio.wait_for(asyncio.gather(*(t for _, t in started)), 15)
+
+
+@pytest.fixture
+async def client(dsn: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    """The API in-process against the test's database."""
+    async with AsyncTestClient(app=create_app(Settings(), dsn=dsn)) as client:
+        yield client

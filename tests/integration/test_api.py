@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -50,12 +49,6 @@ TASK_FIELDS = {
     "result",
 }
 ERROR_KEYS = {"detail", "field", "status"}
-
-
-@pytest.fixture
-async def client(dsn: str) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(Settings(), dsn=dsn)) as client:
-        yield client
 
 
 async def submit(

@@ -10,7 +10,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -43,12 +43,6 @@ POLICY_FIELDS = (
 )
 DEFAULTS = Settings()
 YEAR = 365 * 86400
-
-
-@pytest.fixture
-async def client(dsn: str) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(Settings(), dsn=dsn)) as client:
-        yield client
 
 
 @pytest.fixture

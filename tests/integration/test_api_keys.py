@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient, TestClient
+from litestar.testing import TestClient
 
 from api.app import create_app
 from shared import queries
@@ -22,7 +21,6 @@ from shared.settings import Settings
 from tests.integration.test_api import (
     PAST,
     TYPES,
-    WHEN,
     Client,
     assert_error,
     claim_all,
@@ -31,36 +29,7 @@ from tests.integration.test_api import (
     submit,
     table,
 )
-
-POLICY_FIELDS = (
-    "max_attempts",
-    "backoff",
-    "backoff_base_seconds",
-    "backoff_cap_seconds",
-    "retry_on_loss",
-    "timeout_seconds",
-)
-DEFAULTS = Settings()
-YEAR = 365 * 86400
-
-
-@pytest.fixture
-async def client(dsn: str) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(Settings(), dsn=dsn)) as client:
-        yield client
-
-
-def post(**fields: Any) -> dict[str, Any]:
-    return {"task_type": "noop", "execution_time": WHEN, **fields}
-
-
-async def listen(dsn: str) -> tuple[asyncpg.Connection, asyncio.Queue[float]]:
-    """What the workers hear: each NOTIFY's "due in N s"."""
-    heard: asyncio.Queue[float] = asyncio.Queue()
-    conn = await asyncpg.connect(dsn)
-    await conn.add_listener("duetime_due", lambda *args: heard.put_nowait(float(args[3])))
-    return conn, heard
-
+from tests.integration.test_api_failures import listen, post
 
 # --- idempotency ------------------------------------------------------------------------------
 
