@@ -136,3 +136,17 @@ def test_docker_compose_config() -> None:
         [docker, "compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_waits_for_the_workers_grace_and_final_flush() -> None:
+    from worker.loop import FINAL_FLUSH_SECONDS
+
+    grace = next(
+        p.default
+        for p in typer.main.get_command(cli).commands["worker"].params
+        if p.name == "grace"
+    )
+    period = _services()["worker"]["stop_grace_period"]
+    match = re.fullmatch(r"(\d+)s", period)
+    assert match, period
+    assert int(match.group(1)) > grace + FINAL_FLUSH_SECONDS
