@@ -27,6 +27,33 @@ RESERVED_PACKAGES = frozenset({"api", "worker", "shared", "duetime"})
 TASK_TYPE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")  # mirrors the CHECK on tasks
 
 
+class Cancelled:
+    """Set when an attempt must stop. Reads like threading.Event (`is_set()`, `wait(timeout)`),
+    but costs a flag until someone waits on it: the worker makes one per attempt."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block the calling thread until set (True) or `timeout` seconds pass (False)."""
+        if self._event is None:
+            self._event = threading.Event()
+            if self._set:  # set() ran before the event existed
+                self._event.set()
+        return self._event.wait(timeout)
+
+
 class TaskContext(msgspec.Struct, kw_only=True, frozen=True):
     """What a handler gets: the task's identity, its attempt number and its payload.
 
@@ -42,7 +69,7 @@ class TaskContext(msgspec.Struct, kw_only=True, frozen=True):
     execution_time: datetime
     payload: dict[str, Any]
     log: logging.Logger
-    cancelled: threading.Event = msgspec.field(default_factory=threading.Event)
+    cancelled: Cancelled = msgspec.field(default_factory=Cancelled)
 
 
 class Retry(Exception):

@@ -1,9 +1,9 @@
 """Runs one attempt of a task within its timeout and says how it ended; never raises.
 
 An async handler runs on the loop; a plain function runs in a thread of its own (a daemon), so a
-handler that ignores cancellation can be abandoned without starving the others. Past the timeout
-the attempt is cancelled (CancelledError for async handlers, `ctx.cancelled` for both); one that
-has not stopped after the cancel grace is abandoned and whatever it returns later is thrown away.
+thread that ignores cancellation can be abandoned without starving the others. Past the timeout
+the attempt is cancelled (CancelledError for async handlers, `ctx.cancelled` for both); a thread
+that has not stopped after the cancel grace is abandoned and whatever it returns is thrown away.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Executor:
         )
 
     async def run(self, task: ClaimedTask, ctx: TaskContext) -> Finish:
-        """Cancelling this cancels the handler (and sets ctx.cancelled) without waiting for it."""
+        """Cancelling this cancels the handler (and sets ctx.cancelled)."""
         handler = self._handlers.get(task.task_type)
         if handler is None:  # the claim filters by type, so only a misconfigured fleet gets here
             return Finish(
@@ -93,44 +93,69 @@ class Executor:
                 error=f"no handler for task type {task.task_type!r}",
                 reason="error",
             )
-        running = (
-            asyncio.ensure_future(handler.func(ctx))
-            if handler.is_async
-            else _in_thread(handler.func, ctx)
-        )
+        if handler.is_async:
+            return await self._run_async(handler, task, ctx)
+        running = _in_thread(handler.func, ctx)
         try:
             done, _ = await asyncio.wait({running}, timeout=task.timeout_seconds)
-            if not done:
-                return await self._time_out(task, ctx, running)
         except asyncio.CancelledError:
             ctx.cancelled.set()
-            running.cancel()
             raise
-        return self._outcome(task, running)
-
-    async def _time_out(
-        self, task: ClaimedTask, ctx: TaskContext, running: asyncio.Future[Any]
-    ) -> Finish:
-        ctx.cancelled.set()
-        if isinstance(running, asyncio.Task):
-            running.cancel()
-        done, _ = await asyncio.wait({running}, timeout=self._cancel_grace)
-        error = f"timed out after {task.timeout_seconds:g}s"
         if not done:
-            self.abandoned += 1
-            error += f" and ignored cancellation for {self._cancel_grace:g}s: abandoned"
-        elif not running.cancelled() and running.exception() is not None:
-            error += f" (then raised {_error_text(running.exception())})"  # type: ignore[arg-type]
+            ctx.cancelled.set()
+            done, _ = await asyncio.wait({running}, timeout=self._cancel_grace)
+            if not done:
+                self.abandoned += 1
+                note = f" and ignored cancellation for {self._cancel_grace:g}s: abandoned"
+                return self._timed_out(task, note)
+            return self._timed_out(task)
+        error = running.exception()
+        return self._outcome(task, None if error else running.result(), error)
+
+    async def _run_async(self, handler: Registered, task: ClaimedTask, ctx: TaskContext) -> Finish:
+        # On the attempt's own task: a task and a wait() of its own per attempt would cost four
+        # times as much as the no-op handler. The price: a handler that swallows CancelledError
+        # cannot be abandoned; it keeps its slot until it returns, and its result is discarded.
+        current = asyncio.current_task()
+        assert current is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            ctx.cancelled.set()  # before the handler sees CancelledError
+            current.cancel()
+
+        timer = asyncio.get_running_loop().call_later(task.timeout_seconds, expire)
+        try:
+            value = await handler.func(ctx)
+        except asyncio.CancelledError:
+            # Our own cancel is a timeout; any other (lease lost, exit) goes on up.
+            if not expired or current.uncancel() > 0:
+                ctx.cancelled.set()
+                raise
+            return self._timed_out(task)
+        except Exception as exc:
+            if expired:
+                current.uncancel()
+                return self._timed_out(task)
+            return self._outcome(task, None, exc)
+        finally:
+            timer.cancel()
+        if expired:  # it swallowed the cancellation and returned anyway
+            current.uncancel()
+            return self._timed_out(task, " and ignored cancellation: result discarded")
+        return self._outcome(task, value, None)
+
+    def _timed_out(self, task: ClaimedTask, note: str = "") -> Finish:
+        error = f"timed out after {task.timeout_seconds:g}s{note}"
         log.warning("task %s (%s) attempt %d %s", task.task_id, task.task_type, task.attempt, error)
         return Finish(task.task_id, task.attempt, "retry", error=error, reason="timeout")
 
-    def _outcome(self, task: ClaimedTask, running: asyncio.Future[Any]) -> Finish:
+    def _outcome(self, task: ClaimedTask, value: Any, exc: BaseException | None) -> Finish:
         def ended(outcome: str, error: str, reason: str, retry_in: float | None = None) -> Finish:
             return Finish(task.task_id, task.attempt, outcome, None, error, reason, retry_in)
 
-        exc = None if running.cancelled() else running.exception()
-        if running.cancelled():
-            return ended("retry", "the handler was cancelled", "error")
         # Retry and Fail carry the handler's own words: no exception class in front.
         if isinstance(exc, Retry):
             return ended("retry", _clean(str(exc)), "retry", exc.after)
@@ -146,7 +171,6 @@ class Executor:
                 exc_info=exc,
             )
             return ended("retry", _error_text(exc), "error")
-        value = running.result()
         try:
             result = None if value is None else _encoder.encode(value).decode()
         except (TypeError, msgspec.EncodeError) as err:

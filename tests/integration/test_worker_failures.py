@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from datetime import timedelta
@@ -198,3 +199,19 @@ async def test_a_broken_claim_is_handed_back_before_the_next(pool, dsn, running)
     row = await wait_status(pool, orphan, TaskStatus.DONE)
     assert row["attempts"] == 1  # handed back uncounted, then run once
     assert worker.handed_back == 1
+
+
+async def test_an_async_handler_that_swallows_its_timeout_has_its_result_discarded(
+    pool, running
+) -> None:
+    async def stubborn(ctx: TaskContext) -> str:
+        with contextlib.suppress(asyncio.CancelledError):  # carries on, as careless ones do
+            await asyncio.sleep(3600)
+        return "late"
+
+    running(handlers(stubborn=stubborn))
+    policy = TaskPolicy(timeout_seconds=0.3)
+    task_id = await submit(pool, "stubborn", await db_now(pool), policy=policy)
+    row = await wait_status(pool, task_id, TaskStatus.FAILED, within=10)
+    assert (row["error_reason"], row["result"]) == ("timeout", None)
+    assert row["last_error"] == "timed out after 0.3s and ignored cancellation: result discarded"
