@@ -33,7 +33,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Worker
     concurrency: Annotated[int, msgspec.Meta(ge=1)] = 100
     # Connections per worker process, besides its LISTEN connection: claims, results, heartbeats.
-    worker_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 3
+    worker_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 4
     # A running attempt's lease; the worker renews it every third of this. A worker that stops
     # renewing (killed, paused, cut off) loses its attempts within lease + rescue interval.
     lease_seconds: Positive = 30.0
