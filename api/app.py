@@ -17,6 +17,8 @@ from shared import db
 from shared.registry import known_task_types, registered
 from shared.settings import Settings
 
+CONNECT_TIMEOUT_SECONDS = 5.0
+
 
 def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
     """The API; `dsn` overrides where the database is (else settings, else the embedded server)."""
@@ -30,6 +32,8 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
             size=settings.db_pool_size,
             min_size=0,
             application_name="duetime-api",
+            # A database that drops packets (rather than refusing) means 503 after this, not 60 s.
+            timeout=CONNECT_TIMEOUT_SECONDS,
         )
         app.state.pool = pool
         notifier = DueNotifier(pool, horizon=settings.wake_horizon_seconds)

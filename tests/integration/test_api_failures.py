@@ -19,7 +19,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
+from api.app import CONNECT_TIMEOUT_SECONDS, create_app
 from shared import db, registry
 from shared.settings import Settings
 from shared.task import Backoff
@@ -290,6 +290,19 @@ async def test_ready_is_503_when_the_database_does_not_answer() -> None:
     assert_unavailable(response)
     assert "no answer within 2 s" in response.json()["detail"]
     assert 1.5 < elapsed < 10
+
+
+async def test_a_database_that_never_answers_is_503_within_the_connect_timeout() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        dsn = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+        async with AsyncTestClient(app=create_app(Settings(), dsn=dsn)) as client:
+            started = time.monotonic()
+            response = await client.get(f"/task/{uuid4()}")
+            elapsed = time.monotonic() - started
+    assert_unavailable(response)
+    assert CONNECT_TIMEOUT_SECONDS - 0.5 < elapsed < CONNECT_TIMEOUT_SECONDS + 5  # not 60 s
 
 
 async def test_ready_is_503_without_the_schema(server_dsn: str) -> None:
