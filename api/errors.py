@@ -72,8 +72,9 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
             field = found.group(1) if found else None
         # msgspec names unknown and missing fields only in its message.
         named = re.search(r"(?:unknown|missing required) field `([^`]+)`", message)
-        if named:
-            field = named.group(1)
+        if named:  # inside an array's item (POST /tasks) the path says which: "[3].colour"
+            item = field if field and field.startswith("[") else None
+            field = f"{item}.{named.group(1)}" if item else named.group(1)
         message = _PATH.sub("", message).strip(" -")
     detail = f"{field}: {message}" if field else message
     return _respond(400, ErrorBody(detail=detail, field=field))

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
+from api.bulk import create_tasks
 from api.errors import ApiError, DatabaseUnavailable
 from api.notifier import DueNotifier
 from api.schemas import TaskPage
@@ -142,4 +143,4 @@ async def retry_task(task_id: FromPath[str], state: State) -> TaskView:
     )
 
 
-ROUTES = [health, ready, create_task, get_task, list_tasks, delete_task, retry_task]
+ROUTES = [health, ready, create_task, create_tasks, get_task, list_tasks, delete_task, retry_task]

@@ -13,6 +13,8 @@ from shared.task import Backoff, TaskView
 MAX_PAYLOAD_BYTES = 64 * 1024
 YEAR_SECONDS = 365 * 86400
 MAX_KEY_LENGTH = 200
+MAX_BULK = 1000  # tasks per POST /tasks
+MAX_BULK_BODY_BYTES = 16 * 1024 * 1024
 
 AwareDatetime = Annotated[
     datetime,
@@ -70,6 +72,10 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class TaskCreated(msgspec.Struct):
     task_id: UUID
+
+
+class TasksCreated(msgspec.Struct):
+    task_ids: list[UUID]  # in the order of the request
 
 
 class TaskPage(msgspec.Struct):

@@ -35,28 +35,85 @@ _BACKOFFS = ", ".join(b.value for b in Backoff)
 _KEY_TRIES = 3
 
 
-async def check_task_body(request: Request[Any, Any, Any]) -> None:
-    """Before Litestar parses the body: the content type first, then a strict decode."""
-    media_type, _ = request.content_type
-    if media_type != "application/json":
-        raise ApiError(415, f"Content-Type must be application/json, got {media_type or 'none'!r}")
-    body = await request.body()
-    if not body:
-        raise ApiError(400, "the request body is empty; expected a JSON object")
+def body_check(decoder: msgspec.json.Decoder[Any], shape: str) -> Any:
+    """A before_request hook: the content type first, then a strict decode with `decoder` (the
+    body `shape` names what it must be), so that nothing lenient reaches the handler."""
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        media_type, _ = request.content_type
+        if media_type != "application/json":
+            raise ApiError(
+                415, f"Content-Type must be application/json, got {media_type or 'none'!r}"
+            )
+        body = await request.body()
+        if not body:
+            raise ApiError(400, f"the request body is empty; expected {shape}")
+        try:
+            decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            message, _, at = str(exc).partition(" - at ")
+            key = at.strip("`").removeprefix("$").removeprefix(".") or None
+            if key is None and message.startswith("Expected"):
+                message = f"the request body must be {shape}: {message}"
+            if key is not None and key.endswith("backoff") and "Invalid enum" in message:
+                message = f"{message}; must be one of {_BACKOFFS}"
+            raise ValidationException(extra=[{"message": message, "key": key}]) from None
+        except msgspec.DecodeError as exc:
+            raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ApiError(400, "the request body is nested too deeply") from None
+
+    return check
+
+
+check_task_body = body_check(_strict_task, "a JSON object")
+
+
+def new_task(data: TaskCreate, state: State, key: str | None, at: str = "") -> NewTask:
+    """The row a request asks for, its policy resolved; ApiError naming the field (prefixed by
+    `at`, the item's place in a bulk request) if anything in it is refused."""
     try:
-        _strict_task.decode(body)
-    except msgspec.ValidationError as exc:
-        message, _, at = str(exc).partition(" - at ")
-        key = at.strip("`").removeprefix("$").removeprefix(".") or None
-        if key is None and message.startswith("Expected"):
-            message = f"the request body must be a JSON object: {message}"
-        if key == "backoff" and message.startswith("Invalid enum value"):
-            message = f"{message}; must be one of {_BACKOFFS}"
-        raise ValidationException(extra=[{"message": message, "key": key}]) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "the request body is nested too deeply") from None
+        return _new_task(data, state, key)
+    except ApiError as exc:
+        if at and exc.body.field is not None:
+            exc.body.detail = f"{at}{exc.body.detail}"
+            exc.body.field = f"{at}{exc.body.field}"
+        raise
+
+
+def _new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
+    known: frozenset[str] = state.task_types
+    if data.task_type not in known:
+        raise ApiError(
+            422,
+            f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
+            field="task_type",
+        )
+    payload = _encoder.encode(data.payload or {})
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ApiError(
+            413,
+            f"payload: {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
+            field="payload",
+        )
+    if _JSON_NUL.search(payload):
+        raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
+    try:
+        data.execution_time.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(
+            400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
+        ) from None
+    policies: dict[str, TaskPolicy] = state.policies
+    policy = resolve_policy(data, policies[data.task_type])
+    return NewTask(
+        id=new_task_id(),
+        task_type=data.task_type,
+        execution_time=data.execution_time,
+        payload=payload.decode(),
+        idempotency_key=key,
+        **{name: getattr(policy, name) for name in policy.__struct_fields__},
+    )
 
 
 def resolve_policy(data: TaskCreate, beneath: TaskPolicy) -> TaskPolicy:
@@ -154,39 +211,8 @@ async def create_task(
     ] = None,
 ) -> Response[TaskCreated]:
     """Submit a task; it runs at or after execution_time, retried as its failure policy says."""
-    known: frozenset[str] = state.task_types
-    if data.task_type not in known:
-        raise ApiError(
-            422,
-            f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
-            field="task_type",
-        )
-    payload = _encoder.encode(data.payload or {})
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ApiError(
-            413,
-            f"payload: {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
-            field="payload",
-        )
-    if _JSON_NUL.search(payload):
-        raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
-    try:
-        data.execution_time.astimezone(UTC)
-    except OverflowError:
-        raise ApiError(
-            400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
-        ) from None
-    policies: dict[str, TaskPolicy] = state.policies
-    policy = resolve_policy(data, policies[data.task_type])
-    key = _idempotency_key(data, idempotency_header)
-    task = NewTask(
-        id=new_task_id(),
-        task_type=data.task_type,
-        execution_time=data.execution_time,
-        payload=payload.decode(),
-        idempotency_key=key,
-        **{name: getattr(policy, name) for name in policy.__struct_fields__},
-    )
+    task = new_task(data, state, _idempotency_key(data, idempotency_header))
+    key = task.idempotency_key
     created = True
     if key is None:
         inserter: Inserter = state.inserter
