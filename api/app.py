@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import msgspec
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -14,10 +15,24 @@ from api.inserter import Inserter
 from api.notifier import DueNotifier
 from api.routes import ROUTES
 from shared import db
-from shared.registry import known_task_types, registered
+from shared.registry import check_policy, known_task_types, registered
 from shared.settings import Settings
+from shared.task import TaskPolicy
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def _type_policy(own: TaskPolicy, default: TaskPolicy) -> TaskPolicy:
+    """A type's policy over the settings', complete; an inherited cap rises to a larger base
+    (as Settings.policy() does), so a request that names no policy field can use it as it is."""
+    policy = own.over(default)
+    base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
+    assert base is not None
+    assert cap is not None
+    if own.backoff_cap_seconds is None and cap < base:
+        policy = msgspec.structs.replace(policy, backoff_cap_seconds=base)
+    check_policy(policy)
+    return policy
 
 
 def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
@@ -50,7 +65,7 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
     handlers = registered()
     # Each type's policy over the settings', fixed when the app is made, like the known types.
     policies = {
-        name: handlers[name].policy.over(default) if name in handlers else default
+        name: _type_policy(handlers[name].policy, default) if name in handlers else default
         for name in task_types
     }
     return Litestar(

@@ -31,6 +31,7 @@ _strict_task = msgspec.json.Decoder(TaskCreate)
 # Postgres's jsonb refuses \u0000; an unescaped one would fail the whole group-commit batch.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _BACKOFFS = ", ".join(b.value for b in Backoff)
+_POLICY_FIELDS = TaskPolicy.__struct_fields__
 # A key whose task vanished between our INSERT and our SELECT (pruned) is tried again, a little.
 _KEY_TRIES = 3
 
@@ -105,7 +106,10 @@ def _new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
             400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
         ) from None
     policies: dict[str, TaskPolicy] = state.policies
-    policy = resolve_policy(data, policies[data.task_type])
+    policy = policies[data.task_type]
+    if any(getattr(data, name) is not None for name in _POLICY_FIELDS):
+        policy = resolve_policy(data, policy)
+    # else the type's policy as it is: resolved and checked when the app was made
     return NewTask(
         id=new_task_id(),
         task_type=data.task_type,

@@ -98,7 +98,7 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
             )
         asyncio.run(database.truncate(dsn))
         with console.status(f"GET /health and POST /task, {args.requests:,} requests each"):
-            health, post = http_rates(dsn, args.requests, args.senders, deadline)
+            health, post, bulk = http_rates(dsn, args.requests, args.senders, deadline)
     params = Params(
         count=args.count,
         workers=args.workers,
@@ -109,7 +109,16 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
         senders=args.senders,
     )
     return Results(
-        date, commit, machine(postgres, where), params, load_before, drain, ceiling, health, post
+        date,
+        commit,
+        machine(postgres, where),
+        params,
+        load_before,
+        drain,
+        ceiling,
+        health,
+        post,
+        bulk,
     )
 
 

@@ -1,4 +1,5 @@
-"""Submit rate: POST /task through scripts/submit_task.py, and GET /health as the HTTP ceiling.
+"""Submit rate: POST /task through scripts/submit_task.py, GET /health as the HTTP ceiling, and
+POST /tasks (bulk) in tasks/s.
 
 Both against one `duetime api` process on a free loopback port; both clients use the style of
 submit_task.py: one httpx.AsyncClient with one keep-alive connection per concurrent sender. The
@@ -43,8 +44,24 @@ class HttpRun:
     client_cpu_ms: float = math.nan  # per request, the client's start-up included
 
 
-def http_rates(dsn: str, requests: int, senders: int, deadline: float) -> tuple[HttpRun, HttpRun]:
-    """(GET /health, POST /task) against one API process started for the purpose.
+@dataclass(frozen=True)
+class BulkRun:
+    tasks: int
+    requests: int
+    failed: int  # requests without a 201
+    seconds: float
+    tasks_per_s: float
+    api_cpu_ms: float = math.nan  # per 1,000 tasks
+
+
+BULK_BATCH = 1000  # tasks per POST /tasks, its maximum
+BULK_SENDERS = 4
+
+
+def http_rates(
+    dsn: str, requests: int, senders: int, deadline: float
+) -> tuple[HttpRun, HttpRun, BulkRun]:
+    """(GET /health, POST /task, POST /tasks) against one API process started for the purpose.
 
     `deadline` is a time.monotonic() value: past it, whatever is running gives up.
     """
@@ -65,9 +82,16 @@ def http_rates(dsn: str, requests: int, senders: int, deadline: float) -> tuple[
         run = _submit_script(url, requests, senders, deadline - time.monotonic())
         post = _with_cpu(run, cpu_seconds(api.pid) - api_cpu, _children_cpu() - client_cpu)
         procs.check_alive()
+
+        api_cpu = cpu_seconds(api.pid)
+        bulk_run = _post_bulk(url, requests * 10, BULK_SENDERS)
+        bulk = asyncio.run(asyncio.wait_for(bulk_run, deadline - time.monotonic()))
+        cpu_ms = (cpu_seconds(api.pid) - api_cpu) * 1000 * 1000 / bulk.tasks
+        bulk = dataclasses.replace(bulk, api_cpu_ms=cpu_ms)
+        procs.check_alive()
     finally:
         procs.stop()
-    return health, post
+    return health, post, bulk
 
 
 def _free_port() -> int:
@@ -173,3 +197,32 @@ def _submit_script(url: str, requests: int, senders: int, timeout: float) -> Htt
         summary["latency_ms"]["p50"],
         summary["latency_ms"]["p99"],
     )
+
+
+async def _post_bulk(url: str, tasks: int, senders: int) -> BulkRun:
+    """`tasks` noop tasks due in an hour, BULK_BATCH per POST /tasks, from `senders` clients."""
+    due = "2100-01-01T00:00:00Z"
+    bodies = [
+        json.dumps(
+            [
+                {"task_type": "noop", "execution_time": due, "payload": {"n": n}}
+                for n in range(start, min(start + BULK_BATCH, tasks))
+            ]
+        ).encode()
+        for start in range(0, tasks, BULK_BATCH)
+    ]
+    todo = iter(bodies)
+    failed = 0
+
+    async def sender() -> None:
+        nonlocal failed
+        headers = {"content-type": "application/json"}
+        async with httpx.AsyncClient(base_url=url, timeout=60, trust_env=False) as client:
+            for body in todo:
+                response = await client.post("/tasks", content=body, headers=headers)
+                failed += response.status_code != 201
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(senders)))
+    seconds = time.perf_counter() - started
+    return BulkRun(tasks, len(bodies), failed, seconds, tasks / seconds)
