@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import msgspec
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -25,12 +24,7 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 def _type_policy(own: TaskPolicy, default: TaskPolicy) -> TaskPolicy:
     """A type's policy over the settings', complete; an inherited cap rises to a larger base
     (as Settings.policy() does), so a request that names no policy field can use it as it is."""
-    policy = own.over(default)
-    base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
-    assert base is not None
-    assert cap is not None
-    if own.backoff_cap_seconds is None and cap < base:
-        policy = msgspec.structs.replace(policy, backoff_cap_seconds=base)
+    policy = own.resolve(default)
     check_policy(policy)
     return policy
 

@@ -130,14 +130,7 @@ def resolve_policy(data: TaskCreate, beneath: TaskPolicy) -> TaskPolicy:
         retry_on_loss=data.retry_on_loss,
         timeout_seconds=data.timeout_seconds,
     )
-    policy = asked.over(beneath)
-    base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
-    assert base is not None
-    assert cap is not None
-    if asked.backoff_cap_seconds is None and cap < base:
-        # An inherited cap yields to a larger base (as Settings.policy() does): only a cap the
-        # request itself names below the base is the client's mistake.
-        policy = msgspec.structs.replace(policy, backoff_cap_seconds=base)
+    policy = asked.resolve(beneath)
     try:
         check_policy(policy)
     except ValueError as exc:

@@ -71,6 +71,16 @@ class TaskPolicy(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
             }
         )
 
+    def resolve(self, beneath: TaskPolicy) -> TaskPolicy:
+        """over(), and a cap this policy does not name rises to a larger base (as
+        Settings.policy() does): only a cap named here below the base is a mistake, left for
+        check_policy to report."""
+        policy = self.over(beneath)
+        base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
+        if self.backoff_cap_seconds is None and base is not None and cap is not None and cap < base:
+            policy = msgspec.structs.replace(policy, backoff_cap_seconds=base)
+        return policy
+
 
 class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     """A task about to be inserted, its policy fully resolved."""

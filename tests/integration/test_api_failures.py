@@ -277,30 +277,28 @@ async def test_every_database_route_is_503_while_nothing_listens() -> None:
         assert_error(await client.get("/task/nope"), 400, "task_id")
 
 
-async def test_ready_is_503_when_the_database_does_not_answer() -> None:
-    # A listener that never accepts: the TCP handshake completes, Postgres's never does.
+async def timed_against_a_silent_database(path: str) -> tuple[httpx.Response, float]:
+    """GET `path` from an app whose database is a listener that never accepts: the TCP handshake
+    completes, Postgres's never does. The answer, and how long it took."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         dsn = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
         async with AsyncTestClient(app=create_app(Settings(), dsn=dsn)) as client:
             started = time.monotonic()
-            response = await client.get("/ready")
-            elapsed = time.monotonic() - started
+            response = await client.get(path)
+            return response, time.monotonic() - started
+
+
+async def test_ready_is_503_when_the_database_does_not_answer() -> None:
+    response, elapsed = await timed_against_a_silent_database("/ready")
     assert_unavailable(response)
     assert "no answer within 2 s" in response.json()["detail"]
     assert 1.5 < elapsed < 10
 
 
 async def test_a_database_that_never_answers_is_503_within_the_connect_timeout() -> None:
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        dsn = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
-        async with AsyncTestClient(app=create_app(Settings(), dsn=dsn)) as client:
-            started = time.monotonic()
-            response = await client.get(f"/task/{uuid4()}")
-            elapsed = time.monotonic() - started
+    response, elapsed = await timed_against_a_silent_database(f"/task/{uuid4()}")
     assert_unavailable(response)
     assert CONNECT_TIMEOUT_SECONDS - 0.5 < elapsed < CONNECT_TIMEOUT_SECONDS + 5  # not 60 s
 

@@ -108,3 +108,12 @@ def test_retry_after_must_be_sane() -> None:
     assert Retry(after=30).after == 30
     with pytest.raises(ValueError, match="after"):
         Retry(after=-1)
+
+
+def test_an_inherited_cap_rises_to_a_larger_base_but_a_named_one_stays() -> None:
+    beneath = TaskPolicy(backoff_base_seconds=1, backoff_cap_seconds=300)
+    assert TaskPolicy(backoff_base_seconds=600).resolve(beneath).backoff_cap_seconds == 600
+    named = TaskPolicy(backoff_base_seconds=600, backoff_cap_seconds=10).resolve(beneath)
+    assert named.backoff_cap_seconds == 10  # the mistake is kept for check_policy to name
+    with pytest.raises(ValueError, match="backoff_cap_seconds"):
+        registry.check_policy(named)
