@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
@@ -22,14 +21,12 @@ from api.schemas import MAX_KEY_LENGTH, MAX_PAYLOAD_BYTES, TaskCreate, TaskCreat
 from shared import queries
 from shared.ids import new_task_id
 from shared.registry import check_policy
-from shared.task import Backoff, NewTask, TaskPolicy
+from shared.task import Backoff, NewTask, TaskPolicy, holds_json_nul
 
 _encoder = msgspec.json.Encoder()
 # Litestar converts a body leniently (a number or a numeric string becomes a Unix-time datetime),
 # so POST /task first decodes it strictly: execution_time must be an RFC 3339 string.
 _strict_task = msgspec.json.Decoder(TaskCreate)
-# Postgres's jsonb refuses \u0000; an unescaped one would fail the whole group-commit batch.
-_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _BACKOFFS = ", ".join(b.value for b in Backoff)
 _POLICY_FIELDS = TaskPolicy.__struct_fields__
 # A key whose task vanished between our INSERT and our SELECT (pruned) is tried again, a little.
@@ -90,14 +87,15 @@ def _new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
             f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
             field="task_type",
         )
-    payload = _encoder.encode(data.payload or {})
-    if len(payload) > MAX_PAYLOAD_BYTES:
+    encoded = _encoder.encode(data.payload or {})
+    if len(encoded) > MAX_PAYLOAD_BYTES:
         raise ApiError(
             413,
-            f"payload: {len(payload)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
+            f"payload: {len(encoded)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
             field="payload",
         )
-    if _JSON_NUL.search(payload):
+    payload = encoded.decode()
+    if holds_json_nul(payload):
         raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
     try:
         data.execution_time.astimezone(UTC)
@@ -114,7 +112,7 @@ def _new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
         id=new_task_id(),
         task_type=data.task_type,
         execution_time=data.execution_time,
-        payload=payload.decode(),
+        payload=payload,
         idempotency_key=key,
         **{name: getattr(policy, name) for name in policy.__struct_fields__},
     )

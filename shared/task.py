@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
+
+# An escaped NUL (\u0000, not \\u0000) in JSON text: Postgres's jsonb refuses it, and one such
+# value would fail the whole multi-row statement it travels in.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def holds_json_nul(json_text: str) -> bool:
+    return _JSON_NUL.search(json_text) is not None
 
 
 class TaskStatus(enum.StrEnum):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 import traceback
 from typing import Any
@@ -20,12 +19,11 @@ import msgspec
 
 from shared.queries import Finish
 from shared.registry import Fail, Registered, Retry, TaskContext
-from shared.task import ClaimedTask
+from shared.task import ClaimedTask, holds_json_nul
 
 log = logging.getLogger("duetime.task")
 MAX_ERROR_CHARS = 4000
 _encoder = msgspec.json.Encoder()
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # jsonb refuses \u0000
 
 
 def _clean(text: str) -> str:
@@ -175,6 +173,6 @@ class Executor:
             result = None if value is None else _encoder.encode(value).decode()
         except (TypeError, msgspec.EncodeError) as err:
             return ended("fail", f"handler result is not JSON-serialisable: {err}", "error")
-        if result is not None and _JSON_NUL.search(result):
+        if result is not None and holds_json_nul(result):
             return ended("fail", "handler result holds \\u0000: Postgres cannot store it", "error")
         return Finish(task.task_id, task.attempt, "done", result)

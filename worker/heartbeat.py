@@ -35,7 +35,6 @@ class Heartbeat:
         self._held = held
         self._on_lost = on_lost
         self.interval = lease_seconds / 3  # two beats may fail before a lease runs out
-        self.beats = 0
 
     async def run_once(self) -> list[tuple[UUID, int]]:
         """Renew every held lease; the attempts found lost (already reported to on_lost)."""
@@ -49,7 +48,6 @@ class Heartbeat:
             self._worker_id,
             self._lease_seconds,
         )
-        self.beats += 1
         lost = [(task_id, attempt) for task_id, attempt in held if task_id not in kept]
         for task_id, attempt in lost:
             self._on_lost(task_id, attempt)

@@ -36,7 +36,6 @@ from worker.waker import Waker
 
 log = logging.getLogger(__name__)
 _decoder = msgspec.json.Decoder(dict)
-DB_ERRORS = db.DB_ERRORS
 FINAL_FLUSH_SECONDS = 5.0  # at exit, how long to keep trying to write results to a lost database
 
 
@@ -149,7 +148,7 @@ class Worker:
             try:
                 await completer.flush()
                 return
-            except DB_ERRORS as exc:
+            except db.DB_ERRORS as exc:
                 if asyncio.get_running_loop().time() > deadline:
                     log.warning(
                         "exiting with %d results unwritten (%s): their leases will expire",
@@ -161,7 +160,7 @@ class Worker:
 
     async def _release(self, pool: asyncpg.Pool, completer: Completer) -> None:
         """At exit: hand back claims that never reached this worker (a claim cut off)."""
-        with contextlib.suppress(*DB_ERRORS):
+        with contextlib.suppress(*db.DB_ERRORS):
             await self._hand_back(pool, completer)
 
     async def _hand_back(self, pool: asyncpg.Pool, completer: Completer) -> None:
@@ -219,7 +218,7 @@ class Worker:
                     await self._hand_back(pool, completer)
                 claim = await queries.claim_due(pool, free, self.id, settings.lease_seconds, types)
                 backoff = 0.1
-            except DB_ERRORS as exc:
+            except db.DB_ERRORS as exc:
                 # The claim may have committed with its answer lost on the way: hand back what
                 # is recorded under this worker but not running here before claiming again.
                 self._hand_back_due = True
