@@ -68,4 +68,5 @@ class Inserter:
             self._inflight -= 1
 
     async def _write(self, tasks: list[NewTask]) -> None:
-        self._notifier.due_in(await queries.insert_many(self._pool, tasks))
+        sent = asyncio.get_running_loop().time()
+        self._notifier.due_in(await queries.insert_many(self._pool, tasks), since=sent)

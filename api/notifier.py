@@ -28,12 +28,18 @@ class DueNotifier:
         self._sender: asyncio.Task[None] | None = None
         self.sent = 0
 
-    def due_in(self, seconds: float) -> None:
-        """A batch whose earliest task is due in `seconds` (≤ 0: now) has committed."""
+    def due_in(self, seconds: float, since: float | None = None) -> None:
+        """A batch whose earliest task is due in `seconds` (≤ 0: now) has committed.
+
+        `since` is the loop time the seconds count from: taken just before the statement was
+        sent, since the database measured them at its start (now()). Counting them from the
+        answer instead would make the alarm late by the insert's own duration (about 0.2 s for
+        5,000 rows), and every task due in that time would start that late.
+        """
         if seconds > self._horizon:
             return  # a worker's timer looks again before then
         loop = asyncio.get_running_loop()
-        due_at = loop.time() + seconds
+        due_at = (loop.time() if since is None else since) + seconds
         self._due_at = due_at if self._due_at is None else min(self._due_at, due_at)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())

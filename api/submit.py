@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
@@ -164,9 +165,10 @@ async def _insert_keyed(state: State, task: NewTask) -> tuple[UUID, bool]:
     notifier: DueNotifier = state.notifier
     for _ in range(_KEY_TRIES):
         # Not group-committed: a conflict must answer this request alone, never fail a batch.
+        sent = asyncio.get_running_loop().time()
         due_in = await queries.insert_keyed(state.pool, task)
         if due_in is not None:
-            notifier.due_in(due_in)
+            notifier.due_in(due_in, since=sent)
             return task.id, True
         # The INSERT waited for the key's holder to commit; this SELECT is a new statement, so
         # its snapshot includes that commit.

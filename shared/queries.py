@@ -180,3 +180,15 @@ async def list_page(
 async def delete_submitted(db: Executor, task_id: UUID) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await db.fetchrow(sql()["task_delete_submitted"], task_id)
     return row
+
+
+async def prune(
+    db: Executor,
+    status: TaskStatus,
+    older_than: float,
+    limit: int,
+    now: datetime | None = None,
+) -> int:
+    """Delete up to `limit` tasks in `status` finished more than `older_than` seconds ago."""
+    deleted: int = await db.fetchval(sql()["task_prune"], str(status), older_than, limit, now)
+    return deleted

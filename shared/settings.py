@@ -47,6 +47,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     backoff_cap_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
     retry_on_loss: bool = False
     timeout_seconds: Positive = 300.0
+    # Retention: every worker prunes finished tasks this old, every prune interval (jittered;
+    # 0 turns pruning off). done and deleted tasks follow retention_done_seconds.
+    retention_done_seconds: Positive = 7 * 86400.0
+    retention_failed_seconds: Positive = 30 * 86400.0
+    prune_interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
     # A worker sleeps at most this long between looks at the next due time, and the API sends a
     # NOTIFY only for tasks due within it: together they bound the start lag of any task.
     wake_horizon_seconds: float = 5.0

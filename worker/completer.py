@@ -28,10 +28,12 @@ class Completer:
         *,
         flush_seconds: float,
         on_requeued: Callable[[], None] = lambda: None,
+        on_written: Callable[[], None] = lambda: None,
         max_batch: int = 5000,
     ) -> None:
         self._pool = pool
         self._on_requeued = on_requeued
+        self._on_written = on_written
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         self._buffer: list[Finish] = []
@@ -43,6 +45,10 @@ class Completer:
     def add(self, outcome: Finish) -> None:
         self._buffer.append(outcome)
         self._pending.set()
+
+    @property
+    def unwritten(self) -> int:
+        return len(self._buffer)
 
     @property
     def buffered(self) -> list[tuple[UUID, int]]:
@@ -80,6 +86,7 @@ class Completer:
                     # A statement error (a result Postgres refuses): find the culprit alone.
                     written = await self._one_by_one(batch, exc)
                 del self._buffer[: len(batch)]
+                self._on_written()
                 self.written += len(written)
                 if TaskStatus.SUBMITTED in written.values():
                     self._on_requeued()  # a retry: its worker should look when it is due

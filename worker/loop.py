@@ -6,7 +6,8 @@ is due in N s") only moves that alarm earlier, so a task due later wakes nobody 
 attempt wakes the loop to refill its slot if work is due.
 
 Beside it run the completer (writes outcomes), the heartbeat (renews leases; a lost one cancels
-its attempt), the rescuer (resolves other workers' expired leases) and the waker (LISTEN).
+its attempt), the rescuer (resolves other workers' expired leases), the pruner (deletes finished
+tasks past their retention) and the waker (LISTEN).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from shared.task import ClaimedTask
 from worker.completer import Completer
 from worker.executor import Executor
 from worker.heartbeat import Heartbeat
+from worker.pruner import Pruner
 from worker.rescuer import Rescuer
 from worker.waker import Waker
 
@@ -61,6 +63,7 @@ class Worker:
         self.claimed = 0
         self.claims = 0  # claim statements run
         self.empty_claims = 0
+        self.throttled = 0  # times unwritten results, not running attempts, held off a claim
         self.idle_sleeps = 0  # times the loop went to sleep with free slots (tests wait on it)
         self.waker: Waker | None = None
         self._wake = asyncio.Event()
@@ -87,6 +90,7 @@ class Worker:
             flush_seconds=settings.completion_flush_ms / 1000,
             # A retry went back to submitted: claim now, and the claim says when it is due.
             on_requeued=lambda: self._on_due(0.0),
+            on_written=self._wake.set,  # results written may free slots (see _claim_loop)
         )
         heartbeat = Heartbeat(
             pool,
@@ -99,9 +103,16 @@ class Worker:
             on_lost=self._lose,
         )
         rescuer = Rescuer(pool, interval=settings.rescue_interval_seconds)
+        pruner = Pruner(
+            pool,
+            interval=settings.prune_interval_seconds,
+            retention_done=settings.retention_done_seconds,
+            retention_failed=settings.retention_failed_seconds,
+        )
         waker = self.waker = Waker(self.dsn, self._on_due)
         services = [
-            asyncio.create_task(service.run()) for service in (completer, heartbeat, rescuer, waker)
+            asyncio.create_task(service.run())
+            for service in (completer, heartbeat, rescuer, pruner, waker)
         ]
         log.info(
             "worker %s running %s, concurrency %d",
@@ -129,7 +140,8 @@ class Worker:
             await pool.close()
             log.info(
                 "worker %s stopped: %d claimed in %d claims (%d empty), %d results written, "
-                "%d dropped as stale, %d leases lost, %d rescued, %d handed back, %d left running",
+                "%d dropped as stale, %d leases lost, %d rescued, %d handed back, %d left running, "
+                "%d pruned",
                 self.id,
                 self.claimed,
                 self.claims,
@@ -140,6 +152,7 @@ class Worker:
                 rescuer.rescued,
                 self.handed_back,
                 len(self.running),
+                sum(pruner.pruned.values()),
             )
 
     async def _final_flush(self, completer: Completer) -> None:
@@ -201,9 +214,15 @@ class Worker:
             # Clear before deciding: a set event returns from wait() without yielding, and the loop
             # would spin. Whatever set it is re-read below (slots, _due_at).
             self._wake.clear()
-            free = settings.concurrency - len(self.running)
+            # Results not yet written count against the slots beyond one concurrency's worth:
+            # when writing falls behind (a slow database), claiming slows down with it instead
+            # of piling up running rows and ever larger result batches.
+            backlog = max(0, completer.unwritten - settings.concurrency)
+            free = settings.concurrency - len(self.running) - backlog
             if free <= 0:
-                await self._sleep(None)  # until an attempt finishes
+                if len(self.running) < settings.concurrency:
+                    self.throttled += 1  # held off by the backlog alone
+                await self._sleep(None)  # until an attempt finishes or results are written
                 continue
             wait = self._due_at - loop.time()
             if wait > 0:
@@ -216,6 +235,7 @@ class Worker:
             try:
                 if self._hand_back_due:
                     await self._hand_back(pool, completer)
+                sent = loop.time()  # next_due_in counts from the claim's start, not its answer
                 claim = await queries.claim_due(pool, free, self.id, settings.lease_seconds, types)
                 backoff = 0.1
             except db.DB_ERRORS as exc:
@@ -234,10 +254,11 @@ class Worker:
                 self._due_at = 0.0  # more may be due: claim again as soon as slots free up
             else:
                 # Nothing more is due now; sleep until the next task is (measured from the claim's
-                # snapshot, so never early), at most the horizon.
+                # snapshot: woken early, the claim finds nothing and says again), at most the
+                # horizon.
                 horizon = settings.wake_horizon_seconds
                 nap = horizon if claim.next_due_in is None else min(claim.next_due_in, horizon)
-                self._due_at = min(self._due_at, loop.time() + nap)
+                self._due_at = min(self._due_at, sent + nap)
 
     async def _sleep(self, seconds: float | None) -> None:
         """Until woken (NOTIFY, a finished attempt, stop) or `seconds` pass."""

@@ -12,6 +12,7 @@ from shared import db, queries
 from .database import done_window, reload_due_noop
 
 TYPES = ["noop"]
+CEILING_CONNECTIONS = 2
 LEASE_SECONDS = 30.0
 
 
@@ -23,7 +24,9 @@ class CeilingRun:
     claims: int
 
 
-async def ceiling_once(dsn: str, count: int, *, connections: int, batch: int) -> CeilingRun:
+async def ceiling_once(
+    dsn: str, count: int, *, batch: int, connections: int = CEILING_CONNECTIONS
+) -> CeilingRun:
     """`connections` loops of claim(batch) + finish_many on `count` due noop rows."""
     await reload_due_noop(dsn, count)
     settings = {"application_name": "duetime-bench", **db.WORKER_SERVER_SETTINGS}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import asyncpg
 
@@ -93,3 +94,23 @@ async def done_window(conn: asyncpg.Connection) -> tuple[int, float]:
     done: int = row["done"]
     seconds: float = row["seconds"]
     return done, seconds
+
+
+async def poll_count(
+    conn: asyncpg.Connection,
+    query: str,
+    *args: object,
+    until: Callable[[int], bool],
+    what: Callable[[int], str],
+    deadline: float,
+    check: Callable[[], None],
+    every: float = 0.2,
+) -> None:
+    """Run `query` (one count) every `every` s until `until(count)`, calling `check()` between
+    polls (it raises if a child died). Past `deadline` (a time.monotonic() value), TimeoutError
+    saying `what(count)`."""
+    while not until(n := await conn.fetchval(query, *args)):
+        check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(what(n))
+        await asyncio.sleep(every)

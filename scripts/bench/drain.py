@@ -11,7 +11,7 @@ import asyncpg
 
 from shared.devserver import WORKER_ARGS
 
-from .database import done_window, reload_due_noop
+from .database import done_window, poll_count, reload_due_noop
 from .processes import Processes, process_env
 
 POLL_SECONDS = 0.2
@@ -50,6 +50,22 @@ class DrainRun:
     wall_seconds: float  # from starting the workers until the last task was seen finished
     workers: list[WorkerShare]
 
+    @classmethod
+    def of(cls, count: int, seconds: float, wall: float, shares: list[asyncpg.Record]) -> DrainRun:
+        """The run of `count` tasks over `seconds`, with each worker's row of SHARES."""
+        return cls(
+            tasks=count,
+            seconds=seconds,
+            tasks_per_s=count / seconds,
+            wall_seconds=wall,
+            workers=[
+                WorkerShare(
+                    r["worker_id"], r["tasks"], r["claims"], r["first_claim_s"], r["last_finish_s"]
+                )
+                for r in shares
+            ],
+        )
+
 
 def drain_once(dsn: str, count: int, workers: int, deadline: float) -> DrainRun:
     """Load `count` due tasks, start the workers, wait until all are finished, stop the workers.
@@ -72,11 +88,15 @@ def drain_once(dsn: str, count: int, workers: int, deadline: float) -> DrainRun:
 async def _wait_finished(dsn: str, count: int, deadline: float, check: Callable[[], None]) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        while (finished := await conn.fetchval(FINISHED)) < count:
-            check()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {finished:,} of {count:,} tasks finished in time")
-            await asyncio.sleep(POLL_SECONDS)
+        await poll_count(
+            conn,
+            FINISHED,
+            until=lambda finished: finished >= count,
+            what=lambda finished: f"only {finished:,} of {count:,} tasks finished in time",
+            deadline=deadline,
+            check=check,
+            every=POLL_SECONDS,
+        )
     finally:
         await conn.close()
 
@@ -90,15 +110,4 @@ async def _measure(dsn: str, count: int, wall: float) -> DrainRun:
         await conn.close()
     if done != count:
         raise RuntimeError(f"{done:,} of {count:,} tasks are done (the rest failed)")
-    return DrainRun(
-        tasks=count,
-        seconds=seconds,
-        tasks_per_s=count / seconds,
-        wall_seconds=wall,
-        workers=[
-            WorkerShare(
-                r["worker_id"], r["tasks"], r["claims"], r["first_claim_s"], r["last_finish_s"]
-            )
-            for r in shares
-        ],
-    )
+    return DrainRun.of(count, seconds, wall, shares)

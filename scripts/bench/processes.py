@@ -14,6 +14,8 @@ from typing import IO
 
 from shared.devserver import duetime_command
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def process_env(dsn: str) -> dict[str, str]:
     """This environment minus any DUETIME_* setting (the defaults are what we measure)."""
@@ -45,17 +47,20 @@ class Processes:
     env: dict[str, str]
     children: list[_Child] = field(default_factory=list)
 
-    def start(self, args: list[str]) -> subprocess.Popen[bytes]:
+    def start(self, args: list[str], program: list[str] | None = None) -> subprocess.Popen[bytes]:
+        """`program args` (by default the duetime CLI), run from the repository's root."""
         log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        program = duetime_command() if program is None else program
         proc = subprocess.Popen(
-            [*duetime_command(), *args],
+            [*program, *args],
+            cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.children.append(_Child(f"duetime {' '.join(args)}", proc, log))
+        self.children.append(_Child(" ".join([program[-1], *args]), proc, log))
         return proc
 
     def check_alive(self) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +17,16 @@ from rich.table import Table
 
 from .ceiling import CeilingRun
 from .drain import DrainRun
-from .submit import BULK_BATCH, BULK_SENDERS, BulkRun, HttpRun
+from .figures import figure_rows, goal_rows, notes
+from .lag import LagRun
+from .peer import PeerRun
+from .plot import write_plot
+from .scale import ScaleRun
+from .submit import BulkRun, HttpRun
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks.md"
+PLOT = ROOT / "docs" / "benchmarks.png"
 RESULTS_DIR = ROOT / "bench-results"
 # A run's section in DOC lies between these markers; a new run keeps every earlier section.
 RUN_SECTION = re.compile(r"^<!-- bench-run .*?^<!-- /bench-run -->$", re.DOTALL | re.MULTILINE)
@@ -41,12 +46,15 @@ class Machine:
 @dataclass(frozen=True)
 class Params:
     count: int
-    workers: int
+    workers: list[int]
+    batches: list[int]
     runs: int
-    ceiling_connections: int
-    ceiling_batch: int
     requests: int
     senders: int
+    lag_tasks: int
+    lag_spread: int
+    scale_rows: int
+    skipped: list[str]
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,12 @@ class Results:
     machine: Machine
     params: Params
     load_before: tuple[float, float, float]  # load average (1, 5, 15 min) as the bench began
-    drain: list[DrainRun]
-    ceiling: list[CeilingRun]
-    health: HttpRun
-    post: HttpRun
-    bulk: BulkRun
+    ceiling: dict[int, list[CeilingRun]]  # by rows per claim
+    drain: dict[int, list[DrainRun]]  # by worker processes
+    peer: dict[int, list[PeerRun]]  # by PgQueuer processes
+    http: tuple[HttpRun, HttpRun, BulkRun] | None  # GET /health, POST /task, POST /tasks
+    lag: list[LagRun]  # idle, then busy
+    scale: list[ScaleRun]  # empty, then loaded
 
 
 def machine(postgres: str, database: str) -> Machine:
@@ -96,75 +105,25 @@ def git_commit() -> str:
     return head + ("+dirty" if git("status", "--porcelain") else "")
 
 
-# -- the figures --------------------------------------------------------------------------------
-
-
-def _runs(rates: list[float]) -> str:
-    return "runs " + " · ".join(f"{rate:,.0f}" for rate in rates)
-
-
-def _http(run: HttpRun) -> tuple[str, str]:
-    failed = f" ({run.failed:,} failed)" if run.failed else ""
-    detail = (
-        f"p50 {run.p50_ms:.0f} ms, p99 {run.p99_ms:.0f} ms; CPU per request: "
-        f"API {run.api_cpu_ms:.2f} ms, client {run.client_cpu_ms:.2f} ms"
-    )
-    return f"{run.requests_per_s:,.0f} req/s{failed}", detail
-
-
-def figure_rows(r: Results) -> list[tuple[str, str, str]]:
-    """(figure, result, detail), the same on the terminal and in the doc."""
-    p = r.params
-    drain = statistics.median(run.tasks_per_s for run in r.drain)
-    ceiling = statistics.median(run.tasks_per_s for run in r.ceiling)
-    return [
-        (
-            f"Drain: {p.count:,} due noop tasks, {p.workers} `duetime worker`",
-            f"**{drain:,.0f} tasks/s**",
-            f"median of {len(r.drain)}; {_runs([run.tasks_per_s for run in r.drain])}",
-        ),
-        (
-            f"Raw SQL ceiling: claim + complete, {p.ceiling_connections} connections, "
-            f"batch {p.ceiling_batch}",
-            f"{ceiling:,.0f} tasks/s",
-            f"median of {len(r.ceiling)}; {_runs([run.tasks_per_s for run in r.ceiling])}",
-        ),
-        ("Drain / raw ceiling", f"{drain / ceiling:.0%}", ""),
-        (f"GET /health, {p.requests:,} requests, {p.senders} senders", *_http(r.health)),
-        (f"POST /task (submit_task.py), {p.requests:,} tasks, {p.senders} senders", *_http(r.post)),
-        ("POST /task / GET /health", f"{r.post.requests_per_s / r.health.requests_per_s:.0%}", ""),
-        (
-            f"POST /tasks (bulk, {BULK_BATCH:,} per request), {r.bulk.tasks:,} tasks, "
-            f"{BULK_SENDERS} senders",
-            f"{r.bulk.tasks_per_s:,.0f} tasks/s"
-            + (f" ({r.bulk.failed:,} requests failed)" if r.bulk.failed else ""),
-            f"goal ≥ 50,000 tasks/s; API CPU {r.bulk.api_cpu_ms:.0f} ms per 1,000 tasks",
-        ),
-    ]
-
-
-def drain_notes(r: Results) -> str:
-    """How the drain runs went inside: the workers' start skew, claim sizes, the split."""
-    skews = [max(w.first_claim_s for w in run.workers) for run in r.drain]
-    sizes = [run.tasks / sum(w.claims for w in run.workers) for run in r.drain]
-    splits = [" / ".join(f"{w.tasks:,}" for w in run.workers) for run in r.drain]
-    return (
-        f"Drain runs, run by run: the last worker's first claim came "
-        f"{' · '.join(f'{s:.2f}' for s in skews)} s after the first one's; "
-        f"mean claim {' · '.join(f'{s:.0f}' for s in sizes)} tasks; "
-        f"tasks per worker {' · '.join(splits)}."
-    )
-
-
 def print_table(r: Results, console: Console) -> None:
-    table = Table(title=f"duetime bench · {r.commit} · {r.date:%Y-%m-%d %H:%M} UTC")
+    def plain(cell: str) -> str:
+        return cell.replace("`", "").replace("**", "")
+
+    goals = Table(title=f"issue 5's goals · {r.commit} · {r.date:%Y-%m-%d %H:%M} UTC")
+    for column in ("goal", "measured", ""):
+        goals.add_column(column)
+    for row in goal_rows(r):
+        goals.add_row(*map(plain, row))
+    console.print(goals)
+    table = Table(title="figures")
     table.add_column("figure")
     table.add_column("result", justify="right")
     table.add_column("detail")
     for row in figure_rows(r):
-        table.add_row(*(cell.replace("`", "").replace("**", "") for cell in row))
+        table.add_row(*map(plain, row))
     console.print(table)
-    console.print(drain_notes(r), highlight=False)
+    for line in notes(r):
+        console.print(plain(line), highlight=False)
 
 
 # -- docs/benchmarks.md ------------------------------------------------------------------------
@@ -175,49 +134,114 @@ HEADER = """\
 <!-- Written by `just bench` (scripts/bench/report.py): change that, not this file. The sections
 between bench-run markers are kept, newest first, when a run adds its own. -->
 
-`just bench` measures the figures below on the machine it runs on and adds them to this file,
-the newest run first and earlier runs under [History](#history); the raw results go to
-`bench-results/` as JSON (not committed). The server is an embedded PostgreSQL in a temp dir,
-or the one in `DATABASE_URL` (the bench creates and drops its own database there). Figures
-from different machines, or from a shared machine at different times, do not compare; the
-ratios within one run do.
+`just bench` measures the figures below on the machine it runs on. It adds them to this file,
+newest run first, with earlier runs under [History](#history), and draws the latest run's
+throughput in [benchmarks.png](benchmarks.png). The raw results go to `bench-results/` as JSON,
+which is not committed. The server is an embedded PostgreSQL in a temp dir, or the one in
+`DATABASE_URL`; either way the bench creates and drops its own database. Every figure of a run is
+measured on the same server in the same sitting. Figures from different machines, or from a
+shared machine at different times, do not compare; the ratios within one run do. A full run
+takes about ten minutes; `--skip peer,lag,scale,submit` leaves sections out.
 
 ## What is measured
 
-**Drain rate.** A fresh table (TRUNCATE) gets `--count` (20,000) `noop` tasks, all already due,
-in one `INSERT … SELECT … generate_series`, then `ANALYZE`. Then `--workers` (2) worker processes
-start with exactly the CLI's command (`duetime worker`: default concurrency 100, log level
-WARNING) and run until every task is done (a count polled every 0.2 s, with a deadline); they
-are stopped with SIGTERM. The rate is the table's own: tasks / (max(`finished_at`) −
-min(`started_at`)), so process start-up is not counted but everything after the first claim
-is, including any time the first worker up claims alone while the other is still starting (the
-note under each table says how long). Three runs (`--runs`); the figure is their median.
+**Raw SQL limit.** A fresh table (TRUNCATE) gets due `noop` tasks in one `INSERT … SELECT …
+generate_series`, then `ANALYZE`. Two asyncpg connections, with the worker's server settings,
+each loop over the worker's own statements until a claim comes back empty: `task_claim_due` for
+1, 10 or 100 rows (`--batches`), then `task_finish_many` of that batch. There is no handler, no
+pool and no buffering. The rate is the table's own: tasks / (max(`finished_at`) −
+min(`started_at`)). The count is `--count` (50,000), at most 4,000 claims' worth for small
+batches. This is what the claim path gives on this server and table shape; the drain's distance
+from it is the cost of everything else in the worker.
 
-**Raw SQL ceiling.** The same load, drained without a worker: 2 asyncpg connections (with the
-worker's server settings) each loop over the worker's own statements, `task_claim_due` for 100
-rows then `task_finish_many` of that batch, with no handler, no pool and no buffering, until a
-claim comes back empty. Timed the same way, three runs. It is what the claim path gives on this
-server; the drain rate's distance from it is the cost of everything else in the worker.
+**duetime drain.** The same load of `--count` tasks. Then 1, 2 and 4 (`--workers`) worker
+processes start with exactly the CLI's command (`duetime worker`: default concurrency 100, log
+level WARNING) and run until every task is done. The bench polls a count every 0.2 s, with a
+deadline, then stops the workers with SIGTERM. The rate is timed by the table, as above, so
+process start-up is not counted. Everything after the first claim is, including any time the
+first worker up claims alone while the others are still starting; the notes under the table say
+how long that was.
 
-**Submit rate.** One `duetime api` process on a free loopback port. First `GET /health`: 10,000
+**PgQueuer drain.** PgQueuer (a dev-only dependency) drains the same number of no-op jobs in its
+own tables, in the same database, with the same number of processes. Its schema is installed as
+`pgq install` does it, with its `pgq autovac` table settings. The jobs are enqueued in bulk, then
+analysed. Each process (`scripts/bench/peer_consumer.py`) runs one `PgQueuer` on one asyncpg
+connection under uvloop, with `batch_size=100`, the documented advice for short jobs, and its
+other settings at their defaults. The module's docstring gives the sources. The rate is timed by
+PgQueuer's own log table, from the first `picked` to the last `successful`. The runs of all three
+alternate (ceiling, duetime, PgQueuer, for each process count), `--runs` (3) times; each figure
+is the median.
+
+**Submit rate.** One `duetime api` process on a free loopback port. `GET /health` takes 10,000
 requests from 64 concurrent senders, each with its own `httpx.AsyncClient` and one keep-alive
-connection (the style of `scripts/submit_task.py`): the ceiling of the HTTP stack with this
-client. Then `scripts/submit_task.py --count 10000 --concurrency 64 --json`, as a user runs it
-(its default task mix, due within ±30 min, no workers running): requests/s and latency p50/p99
-as the script reports them. Both time from before the clients are made. The client, the API and
-PostgreSQL share the machine's cores, so neither figure is what the API gives with a machine of
-its own; the CPU time per request of the API process and of the client (start-up included) shows
-which of them set the pace.
+connection, in the style of `scripts/submit_task.py`: the ceiling of the HTTP stack with this
+client. Then `scripts/submit_task.py --count 10000 --concurrency 64 --json` runs as a user runs
+it: its default task mix, due within ±30 min, no workers running. Its requests/s and latency
+p50/p99 are as the script reports them. Both are timed from before the clients are made. The
+client, the API and PostgreSQL share the machine's cores, so neither figure is what the API gives
+with a machine of its own. The CPU time per request of the API process and of the client shows
+which one set the pace. Then `POST /tasks` sends 1,000 `noop` tasks per request, 10 ×
+`--requests` tasks from 4 concurrent senders, in tasks/s; the bodies are built before the clock
+starts.
 
-**Bulk submit rate.** The same API process: `POST /tasks` with 1,000 `noop` tasks per request
-(bodies built before the clock starts), 10 × `--requests` tasks from 4 concurrent senders, in
-tasks/s. Issue 5's goal is ≥ 50,000 tasks/s.
+**Start lag.** Two workers start on an empty table and are warmed up until each has LISTENed
+and a first batch is done. Then 5,000 (`--lag-tasks`) tasks due evenly over the next 10 s
+(`--lag-spread`), starting 1 s ahead, go in with one INSERT and the NOTIFY the API would send.
+The lag of a task is `started_at − execution_time`: the start of the claim that took it. `idle`
+means the workers have nothing else to do. `busy` adds a background stream of 1,000 tasks/s
+due now, inserted and announced every 10 ms, which the workers run beside the measured ones with
+free slots left; only the measured tasks count. "Started early" counts tasks that started
+before they were due, and it must be 0.
+
+**Scale.** The drain of `--count` due tasks by 2 workers, `--runs` times on a table holding
+only those, then `--runs` times beside 1,000,000 (`--scale-rows`) future tasks (due in 1 to 30
+days) and 1,000,000 finished ones (90% done, 10% failed, all within their retention), loaded once
+in bulk and vacuumed; each run's drained tasks join the finished ones. Ids are UUIDv7, as the API
+makes them. Before each drain, `EXPLAIN (ANALYZE, BUFFERS)` of one claim of 100 rows, rolled
+back, gives its time, its buffers and the shape of its plan. The goal compares the medians and
+wants one plan shape across all runs.
+
+## Choices measured once
+
+These were measured by hand on this machine, not by every run; they explain why the code is as
+it is.
+
+- **uvicorn, not granian** (2026-11-23, granian 2.8.7, uvicorn 0.54 with uvloop and httptools,
+  one process each). Through the bench's own client the two are level, because the client uses
+  4–5 times the server's CPU per request. Under `wrk` (64 connections), granian serves
+  `GET /health` about 1.5× faster, because its Rust I/O thread uses the second core; pinned to
+  one core, the gain is about 8%. On `POST /task` it serves no more requests and uses 15–18%
+  more CPU per request (0.37 against 0.31 ms): the cost of that endpoint is in Litestar, msgspec
+  and asyncpg, not in HTTP parsing. Granian's shutdown also waits without limit for in-flight
+  requests, or kills the worker before the app closes its pool. duetime stays on uvicorn.
+- **No fillfactor on `tasks`.** A lower fillfactor pays off through HOT updates, and no update of
+  a task can be HOT: the claim and the finish change `status`, which an index holds and the
+  partial indexes test. Fillfactor 70 against 100, raw SQL limit at batch 100, 4 alternating runs
+  each on PostgreSQL 15: medians 15,154 against 14,082 tasks/s, with the runs overlapping. That
+  is not enough to justify a table a third larger.
+- **`INSERT … unnest`, not COPY, for inserts.** In an A/B, `copy_records_to_table` took 34–37 ms
+  per 1,000 tasks against 37–39 ms for `unnest`. The cost is in the rows and their indexes, not
+  in the statement. `unnest` also returns what the API needs (the earliest due time) in the same
+  round trip.
 
 """
 
 
-def run_section(r: Results) -> str:
-    m, p = r.machine, r.params
+def _cli(p: Params) -> str:
+    def listed(values: list[int]) -> str:
+        return ",".join(map(str, values))
+
+    skip = f" --skip {','.join(p.skipped)}" if p.skipped else ""
+    return (
+        f"just bench --count {p.count} --workers {listed(p.workers)} "
+        f"--batches {listed(p.batches)} --runs {p.runs} --requests {p.requests} "
+        f"--senders {p.senders} --lag-tasks {p.lag_tasks} --lag-spread {p.lag_spread} "
+        f"--scale-rows {p.scale_rows}{skip}"
+    )
+
+
+def run_section(r: Results, plot: str | None = None) -> str:
+    m = r.machine
     load = " / ".join(f"{x:.2f}" for x in r.load_before)
     lines = [
         f"<!-- bench-run {r.date.isoformat()} -->",
@@ -226,25 +250,35 @@ def run_section(r: Results) -> str:
         f"- Machine: {m.cpus} CPUs ({m.cpu_model}), {m.memory_gib:.1f} GiB memory, {m.system}; "
         f"load average at the start {load} (1 / 5 / 15 min)",
         f"- {m.postgres} ({m.database}); Python {m.python}",
-        f"- `just bench --count {p.count} --workers {p.workers} --runs {p.runs} "
-        f"--requests {p.requests} --senders {p.senders}`",
+        f"- `{_cli(r.params)}`",
+        "",
+        "| issue 5's goal | measured | |",
+        "|---|--:|---|",
+        *(f"| {' | '.join(row)} |" for row in goal_rows(r)),
         "",
         "| figure | result | detail |",
         "|---|--:|---|",
         *(f"| {' | '.join(row)} |" for row in figure_rows(r)),
         "",
-        drain_notes(r),
+        *(f"{line}\n" for line in notes(r)),
+        *([f"![throughput, this run]({plot})", ""] if plot else []),
         "<!-- /bench-run -->",
     ]
     return "\n".join(lines)
 
 
-def write_doc(r: Results, doc: Path = DOC) -> None:
+def write_doc(r: Results, doc: Path = DOC, plot: Path = PLOT) -> list[str]:
+    """The doc with this run on top (and its plot beside it); the paths written."""
+    write_plot(r, plot)
     earlier = RUN_SECTION.findall(doc.read_text()) if doc.exists() else []
+    # The plot file is the latest run's: an earlier section must not claim it.
+    earlier = [re.sub(r"^!\[throughput, this run\]\(.*\)\n\n?", "", s, flags=re.M) for s in earlier]
     history = "\n\n".join(earlier) if earlier else "No earlier runs."
-    text = f"{HEADER}## Latest run\n\n{run_section(r)}\n\n## History\n\n{history}\n"
+    section = run_section(r, os.path.relpath(plot, doc.parent))
+    text = f"{HEADER}## Latest run\n\n{section}\n\n## History\n\n{history}\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+    return [os.path.relpath(path, ROOT) for path in (doc, plot)]
 
 
 def write_json(r: Results, directory: Path = RESULTS_DIR) -> Path:

@@ -1,7 +1,8 @@
-"""`just bench`: drain rate, raw SQL ceiling and submit rate, into docs/benchmarks.md.
+"""`just bench`: every figure of issue 5 in one run, into docs/benchmarks.md and a PNG.
 
-    uv run python -m scripts.bench.run [--count 20000] [--workers 2] [--runs 3]
-        [--requests 10000] [--senders 64] [--deadline 280] [--dry-run]
+    uv run python -m scripts.bench.run [--count 50000] [--workers 1,2,4] [--batches 1,10,100]
+        [--runs 3] [--requests 10000] [--senders 64] [--lag-tasks 5000] [--lag-spread 10]
+        [--scale-rows 1000000] [--skip peer,lag,scale,submit] [--deadline 1800] [--dry-run]
 
 The server is an embedded PostgreSQL in a temp dir (deleted at the end), or DATABASE_URL's, where
 the bench creates and drops its own database. Every wait has a deadline (the bench gives up once
@@ -24,13 +25,17 @@ from types import FrameType
 from rich.console import Console
 
 from . import database
-from .ceiling import CeilingRun, ceiling_once
+from .ceiling import CEILING_CONNECTIONS, CeilingRun, ceiling_once
 from .drain import DrainRun, drain_once
+from .lag import LagRun, lag_once
+from .peer import PeerRun, pgqueuer_once
 from .report import Params, Results, git_commit, machine, print_table, write_doc, write_json
+from .scale import ScaleRun, scale_once
 from .submit import http_rates
 
-CEILING_CONNECTIONS = 2
-CEILING_BATCH = 100  # a worker's claim size with the default concurrency 100
+SECTIONS = ("peer", "submit", "lag", "scale")  # the ones --skip can leave out
+LAG_WORKERS = 2
+SCALE_WORKERS = 2
 
 
 def _positive(raw: str) -> int:
@@ -40,14 +45,40 @@ def _positive(raw: str) -> int:
     return value
 
 
+def _positives(raw: str) -> list[int]:
+    try:
+        return sorted({_positive(part) for part in raw.split(",") if part.strip()})
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of numbers, got {raw!r}") from exc
+
+
+def _sections(raw: str) -> set[str]:
+    names = {part.strip() for part in raw.split(",") if part.strip()}
+    unknown = names - set(SECTIONS)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown section {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}"
+        )
+    return names
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--count", type=_positive, default=20_000, help="due tasks per drain run")
-    p.add_argument("--workers", type=_positive, default=2, help="worker processes")
-    p.add_argument("--runs", type=_positive, default=3, help="drain and ceiling runs each")
+    p.add_argument("--count", type=_positive, default=50_000, help="due tasks per drain run")
+    p.add_argument(
+        "--workers", type=_positives, default=[1, 2, 4], help="worker (and PgQueuer) processes"
+    )
+    p.add_argument("--batches", type=_positives, default=[1, 10, 100], help="raw SQL batch sizes")
+    p.add_argument("--runs", type=_positive, default=3, help="runs of each drain and ceiling")
     p.add_argument("--requests", type=_positive, default=10_000, help="HTTP requests per figure")
     p.add_argument("--senders", type=_positive, default=64, help="concurrent HTTP senders")
-    p.add_argument("--deadline", type=_positive, default=280, help="give up after this, s")
+    p.add_argument("--lag-tasks", type=_positive, default=5_000, help="tasks in the lag figure")
+    p.add_argument("--lag-spread", type=_positive, default=10, help="lag tasks due over this, s")
+    p.add_argument(
+        "--scale-rows", type=_positive, default=1_000_000, help="future and finished ballast rows"
+    )
+    p.add_argument("--skip", type=_sections, default=set(), help=f"leave out: {','.join(SECTIONS)}")
+    p.add_argument("--deadline", type=_positive, default=1800, help="give up after this, s")
     p.add_argument("--dry-run", action="store_true", help="print only; write no files")
     return p.parse_args(argv)
 
@@ -67,9 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print_table(results, console)
     if not args.dry_run:
-        write_doc(results)
+        written = write_doc(results)
         path = write_json(results)
-        console.print(f"written: {os.path.relpath(path)} and docs/benchmarks.md")
+        console.print(f"written: {os.path.relpath(path)}, {', '.join(written)}")
     return 0
 
 
@@ -79,34 +110,66 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
     deadline = time.monotonic() + args.deadline
     database_url = os.environ.get("DATABASE_URL") or None
     where = "DATABASE_URL's server" if database_url else "embedded, data in a temp dir"
-    drain: list[DrainRun] = []
-    ceiling: list[CeilingRun] = []
+    ceiling: dict[int, list[CeilingRun]] = {batch: [] for batch in args.batches}
+    drain: dict[int, list[DrainRun]] = {n: [] for n in args.workers}
+    peer: dict[int, list[PeerRun]] = {}
+    lag: list[LagRun] = []
+    scale: list[ScaleRun] = []
+    http = None
     with database.server(database_url) as server_dsn, database.fresh_database(server_dsn) as dsn:
         postgres = asyncio.run(database.server_version(dsn))
-        # Drain and ceiling runs alternate, so a load that drifts on a shared machine hits both.
+        # The runs alternate between the systems, so a load that drifts on a shared machine
+        # hits them all alike.
         for n in range(1, args.runs + 1):
-            with console.status(f"drain run {n}: {args.count:,} tasks, {args.workers} workers"):
-                drain.append(drain_once(dsn, args.count, args.workers, deadline))
-            with console.status(f"raw SQL ceiling run {n}"):
-                run = ceiling_once(
-                    dsn, args.count, connections=CEILING_CONNECTIONS, batch=CEILING_BATCH
-                )
-                ceiling.append(asyncio.run(asyncio.wait_for(run, deadline - time.monotonic())))
-            console.print(
-                f"run {n}: drain {drain[-1].tasks_per_s:,.0f} tasks/s, "
-                f"raw SQL ceiling {ceiling[-1].tasks_per_s:,.0f} tasks/s"
-            )
+            for batch in args.batches:
+                with console.status(f"run {n}: raw SQL ceiling, batch {batch}"):
+                    run = ceiling_once(dsn, _ceiling_count(args.count, batch), batch=batch)
+                    got = asyncio.run(asyncio.wait_for(run, deadline - time.monotonic()))
+                    ceiling[batch].append(got)
+            for workers in args.workers:
+                with console.status(f"run {n}: duetime drain, {workers} workers"):
+                    drain[workers].append(drain_once(dsn, args.count, workers, deadline))
+                if "peer" not in args.skip:
+                    with console.status(f"run {n}: PgQueuer drain, {workers} processes"):
+                        ran = pgqueuer_once(dsn, args.count, workers, deadline)
+                        peer.setdefault(workers, []).append(ran)
+            console.print(_progress(n, ceiling, drain, peer), highlight=False)
         asyncio.run(database.truncate(dsn))
-        with console.status(f"GET /health and POST /task, {args.requests:,} requests each"):
-            health, post, bulk = http_rates(dsn, args.requests, args.senders, deadline)
+        if "submit" not in args.skip:
+            with console.status(f"GET /health, POST /task and /tasks, {args.requests:,} each"):
+                http = http_rates(dsn, args.requests, args.senders, deadline)
+        if "lag" not in args.skip:
+            for busy in (False, True):
+                with console.status(f"start lag, {'busy' if busy else 'idle'} workers"):
+                    lag.append(
+                        lag_once(dsn, args.lag_tasks, args.lag_spread, LAG_WORKERS, busy, deadline)
+                    )
+        if "scale" not in args.skip:
+            # The empty table's runs, then the ballast's, loaded once (it takes a minute).
+            for rows in (0, args.scale_rows):
+                for n in range(1, args.runs + 1):
+                    with console.status(f"scale run {n}: {rows:,} future + {rows:,} finished"):
+                        scaled = scale_once(
+                            dsn,
+                            args.count,
+                            SCALE_WORKERS,
+                            rows,
+                            rows,
+                            deadline,
+                            reuse_ballast=rows > 0 and n > 1,
+                        )
+                        scale.append(scaled)
     params = Params(
         count=args.count,
         workers=args.workers,
+        batches=args.batches,
         runs=args.runs,
-        ceiling_connections=CEILING_CONNECTIONS,
-        ceiling_batch=CEILING_BATCH,
         requests=args.requests,
         senders=args.senders,
+        lag_tasks=args.lag_tasks,
+        lag_spread=args.lag_spread,
+        scale_rows=args.scale_rows,
+        skipped=sorted(args.skip),
     )
     return Results(
         date,
@@ -114,12 +177,30 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
         machine(postgres, where),
         params,
         load_before,
-        drain,
         ceiling,
-        health,
-        post,
-        bulk,
+        drain,
+        peer,
+        http,
+        lag,
+        scale,
     )
+
+
+def _ceiling_count(count: int, batch: int) -> int:
+    """Small batches are slow: 2,000 claims per connection tell their rate as well as more."""
+    return min(count, batch * 2000 * CEILING_CONNECTIONS)
+
+
+def _progress(
+    n: int,
+    ceiling: dict[int, list[CeilingRun]],
+    drain: dict[int, list[DrainRun]],
+    peer: dict[int, list[PeerRun]],
+) -> str:
+    parts = [f"ceiling@{b} {runs[-1].tasks_per_s:,.0f}" for b, runs in ceiling.items()]
+    parts += [f"duetime×{w} {runs[-1].tasks_per_s:,.0f}" for w, runs in drain.items()]
+    parts += [f"PgQueuer×{w} {runs[-1].jobs_per_s:,.0f}" for w, runs in peer.items()]
+    return f"run {n} (tasks/s): " + " · ".join(parts)
 
 
 if __name__ == "__main__":

@@ -47,3 +47,16 @@ async def test_tasks_beyond_the_horizon_wake_nobody(pool, dsn) -> None:
         assert 4.0 < await asyncio.wait_for(got.get(), 5) <= 4.5
     finally:
         await conn.close()
+
+
+async def test_the_delay_counts_from_when_the_insert_was_sent(pool, dsn) -> None:
+    # The database measured "due in 2 s" at the insert's start, sent 0.5 s ago (a slow insert):
+    # the task is due in 1.5 s, and the NOTIFY must say so, not 2 s.
+    conn, got = await listen(dsn)
+    try:
+        notifier = DueNotifier(pool, horizon=5.0)
+        notifier.due_in(2.0, since=asyncio.get_running_loop().time() - 0.5)
+        await notifier.close()
+        assert 1.3 < await asyncio.wait_for(got.get(), 5) <= 1.5
+    finally:
+        await conn.close()

@@ -7,6 +7,8 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
+
 from shared import queries
 from shared.registry import TaskContext
 from shared.settings import Settings
@@ -155,3 +157,34 @@ async def test_stop_lets_running_attempts_finish_and_flushes(pool, dsn) -> None:
     row = await queries.get(pool, task_id)
     assert row is not None
     assert (row["status"], row["result"]) == ("done", '"finished"')
+
+
+async def test_claiming_waits_while_results_cannot_be_written(pool, running, dsn) -> None:
+    # Each attempt's row gets locked by another transaction before the handler returns, so its
+    # result cannot be written until that commits: writing has fallen behind. The worker may
+    # run one concurrency's worth more, then must stop claiming instead of piling up attempts.
+    blocker = await asyncpg.connect(dsn)
+    held = blocker.transaction()
+    await held.start()
+    one_at_a_time = asyncio.Lock()
+    blocking = True
+
+    async def locked(ctx: TaskContext) -> None:
+        async with one_at_a_time:
+            if blocking:
+                await blocker.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", ctx.task_id)
+
+    try:
+        worker = running(handlers(locked=locked), SETTINGS.with_(concurrency=5))
+        now = await db_now(pool)
+        ids = [await submit(pool, "locked", now) for _ in range(30)]
+        await until(lambda: worker.throttled > 0 and not worker.running)
+        assert worker.claimed == 10  # 5 whose write waits, 5 more buffered behind them
+    finally:
+        async with one_at_a_time:
+            blocking = False
+            await held.commit()
+            await blocker.close()
+    for task_id in ids:
+        await wait_status(pool, task_id, TaskStatus.DONE)
+    assert worker.claimed == 30
