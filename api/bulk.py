@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED
 from api.errors import ApiError
 from api.inserter import Inserter
 from api.schemas import MAX_BULK, MAX_BULK_BODY_BYTES, TaskCreate, TasksCreated
-from api.submit import body_check, new_task
+from api.submit import body_check, new_tasks
 
 _ARRAY = f"a JSON array of 1 to {MAX_BULK} tasks"
 check_bulk_body = body_check(msgspec.json.Decoder(list[TaskCreate]), _ARRAY)
@@ -35,7 +35,7 @@ async def create_tasks(data: JSONBody[list[TaskCreate]], state: State) -> TasksC
                 f"[{i}].idempotency_key: not taken in bulk; send keyed tasks to POST /task",
                 field=f"[{i}].idempotency_key",
             )
-    tasks = [new_task(item, state, None, at=f"[{i}].") for i, item in enumerate(data)]
+    tasks = new_tasks(data, state)
     inserter: Inserter = state.inserter
     await inserter.insert_all(tasks)
     return TasksCreated(task_ids=[task.id for task in tasks])

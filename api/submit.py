@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import operator
 from datetime import UTC
 from typing import Annotated, Any
 from uuid import UUID
@@ -14,6 +16,7 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.utils.scope.state import ScopeState
 
 from api.errors import ApiError
 from api.inserter import Inserter
@@ -29,7 +32,8 @@ _encoder = msgspec.json.Encoder()
 # so POST /task first decodes it strictly: execution_time must be an RFC 3339 string.
 _strict_task = msgspec.json.Decoder(TaskCreate)
 _BACKOFFS = ", ".join(b.value for b in Backoff)
-_POLICY_FIELDS = TaskPolicy.__struct_fields__
+_asked_policy = operator.attrgetter(*TaskPolicy.__struct_fields__)
+_NONE_ASKED = (None,) * len(TaskPolicy.__struct_fields__)
 # A key whose task vanished between our INSERT and our SELECT (pruned) is tried again, a little.
 _KEY_TRIES = 3
 
@@ -48,7 +52,7 @@ def body_check(decoder: msgspec.json.Decoder[Any], shape: str) -> Any:
         if not body:
             raise ApiError(400, f"the request body is empty; expected {shape}")
         try:
-            decoder.decode(body)
+            decoded = decoder.decode(body)
         except msgspec.ValidationError as exc:
             message, _, at = str(exc).partition(" - at ")
             key = at.strip("`").removeprefix("$").removeprefix(".") or None
@@ -61,6 +65,11 @@ def body_check(decoder: msgspec.json.Decoder[Any], shape: str) -> Any:
             raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise ApiError(400, "the request body is nested too deeply") from None
+        # The handler's `data` is this value: Litestar's request.json() returns what its scope
+        # state holds, and converting structs already of the handler's type passes them through.
+        # Otherwise Litestar would decode the body twice more (untyped, then a lenient convert):
+        # 60% more decoding time for a bulk request.
+        ScopeState.from_scope(request.scope).json = decoded
 
     return check
 
@@ -68,20 +77,32 @@ def body_check(decoder: msgspec.json.Decoder[Any], shape: str) -> Any:
 check_task_body = body_check(_strict_task, "a JSON object")
 
 
-def new_task(data: TaskCreate, state: State, key: str | None, at: str = "") -> NewTask:
-    """The row a request asks for, its policy resolved; ApiError naming the field (prefixed by
-    `at`, the item's place in a bulk request) if anything in it is refused."""
-    try:
-        return _new_task(data, state, key)
-    except ApiError as exc:
-        if at and exc.body.field is not None:
-            exc.body.detail = f"{at}{exc.body.detail}"
-            exc.body.field = f"{at}{exc.body.field}"
-        raise
+def new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
+    """The row a request asks for, its policy resolved; ApiError naming the field if anything in
+    it is refused."""
+    return _new_task(data, state.task_types, state.policies, key)
 
 
-def _new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
+def new_tasks(items: list[TaskCreate], state: State) -> list[NewTask]:
+    """new_task for each item of a bulk request (no keys); a refused item's field is named as
+    `[i].field`."""
     known: frozenset[str] = state.task_types
+    policies: dict[str, TaskPolicy] = state.policies
+    tasks = []
+    for i, item in enumerate(items):
+        try:
+            tasks.append(_new_task(item, known, policies, None))
+        except ApiError as exc:
+            if exc.body.field is not None:
+                exc.body.detail = f"[{i}].{exc.body.detail}"
+                exc.body.field = f"[{i}].{exc.body.field}"
+            raise
+    return tasks
+
+
+def _new_task(
+    data: TaskCreate, known: frozenset[str], policies: dict[str, TaskPolicy], key: str | None
+) -> NewTask:
     if data.task_type not in known:
         raise ApiError(
             422,
@@ -98,25 +119,32 @@ def _new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
     payload = encoded.decode()
     if holds_json_nul(payload):
         raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
-    try:
-        data.execution_time.astimezone(UTC)
-    except OverflowError:
-        raise ApiError(
-            400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
-        ) from None
-    policies: dict[str, TaskPolicy] = state.policies
+    when = data.execution_time
+    if not 1 < when.year < 9999:  # only the first and last year can leave UTC's range
+        try:
+            when.astimezone(UTC)
+        except OverflowError:
+            raise ApiError(
+                400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
+            ) from None
     policy = policies[data.task_type]
-    if any(getattr(data, name) is not None for name in _POLICY_FIELDS):
+    if _asked_policy(data) != _NONE_ASKED:
         policy = resolve_policy(data, policy)
     # else the type's policy as it is: resolved and checked when the app was made
     return NewTask(
         id=new_task_id(),
         task_type=data.task_type,
-        execution_time=data.execution_time,
+        execution_time=when,
         payload=payload,
         idempotency_key=key,
-        **{name: getattr(policy, name) for name in policy.__struct_fields__},
+        **_columns(policy),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _columns(policy: TaskPolicy) -> dict[str, Any]:
+    """A resolved policy as NewTask's keyword arguments (the same few policies, over and over)."""
+    return msgspec.structs.asdict(policy)
 
 
 def resolve_policy(data: TaskCreate, beneath: TaskPolicy) -> TaskPolicy:

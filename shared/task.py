@@ -16,7 +16,7 @@ _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def holds_json_nul(json_text: str) -> bool:
-    return _JSON_NUL.search(json_text) is not None
+    return "\\u0000" in json_text and _JSON_NUL.search(json_text) is not None
 
 
 class TaskStatus(enum.StrEnum):

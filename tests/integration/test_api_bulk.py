@@ -71,3 +71,20 @@ async def test_a_body_that_is_not_1_to_1000_tasks_is_400(
     response = await client.post("/tasks", json=body)
     assert response.status_code == 400, response.text
     assert await table(pool) == []
+
+
+@pytest.mark.parametrize("path", ["/task", "/tasks"])
+async def test_the_body_is_decoded_once_by_the_strict_check(
+    client: Client, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Litestar would decode the body again (untyped, then a lenient convert): 60% more decoding
+    for a bulk request. The strict check hands it what it decoded instead."""
+
+    def decoded_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Litestar decoded the body a second time")
+
+    monkeypatch.setattr("litestar.connection.request.decode_json", decoded_again)
+    body: Any = [item(1), item(2)] if path == "/tasks" else item(1)
+    response = await client.post(path, json=body)
+    assert response.status_code == 201, response.text
+    assert len(await table(pool)) == (2 if path == "/tasks" else 1)
