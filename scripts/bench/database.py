@@ -24,7 +24,7 @@ FROM generate_series(1, $1::int) AS n
 WINDOW = """
 SELECT count(*) FILTER (WHERE status = 'done') AS done,
        extract(epoch FROM max(finished_at) - min(started_at))::float8 AS seconds
-FROM tasks
+FROM {table}
 """
 
 
@@ -87,9 +87,9 @@ async def server_version(dsn: str) -> str:
         await conn.close()
 
 
-async def done_window(conn: asyncpg.Connection) -> tuple[int, float]:
-    """(tasks done, seconds from the first claim to the last completion)."""
-    row = await conn.fetchrow(WINDOW)
+async def done_window(conn: asyncpg.Connection, table: str = "tasks") -> tuple[int, float]:
+    """(tasks done, seconds from the first claim to the last completion) in `table`."""
+    row = await conn.fetchrow(WINDOW.format(table=table))
     assert row is not None
     done: int = row["done"]
     seconds: float = row["seconds"]

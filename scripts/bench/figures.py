@@ -9,6 +9,7 @@ from .scale import Verdict
 from .submit import BULK_BATCH, BULK_SENDERS, HttpRun
 
 if TYPE_CHECKING:
+    from .ceiling import CeilingRun
     from .report import Results
 
 Row = tuple[str, str, str]  # (figure, result, detail); markdown, stripped on the terminal
@@ -31,6 +32,10 @@ def _runs(rates: list[float]) -> str:
     return f"median of {len(rates)}; runs " + " · ".join(f"{rate:,.0f}" for rate in rates)
 
 
+def _rates(runs: list[CeilingRun]) -> list[float]:
+    return [run.tasks_per_s for run in runs]
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -43,10 +48,13 @@ def goal_rows(r: Results) -> list[Row]:
     ceiling = _median([run.tasks_per_s for run in r.ceiling.get(GOAL_BATCH, [])])
     if r.peer.get(GOAL_WORKERS) and r.drain.get(GOAL_WORKERS):
         factor = drain / peer
+        bound = ""
+        if r.minimal:  # what no queue of one row per job could beat here, with no handler at all
+            bound = f" (a minimal queue table's raw loop: {_median(_rates(r.minimal)) / peer:.1f}×)"
         rows.append(
             (
                 f"drain, 2 processes ≥ {PEER_FACTOR_GOAL:.0f}× PgQueuer with 2",
-                f"{factor:.1f}×",
+                f"{factor:.1f}×{bound}",
                 _met(factor >= PEER_FACTOR_GOAL),
             )
         )
@@ -126,11 +134,21 @@ def figure_rows(r: Results) -> list[Row]:
     p = r.params
     rows: list[Row] = []
     for batch, ceiling in sorted(r.ceiling.items()):
-        rates = [run.tasks_per_s for run in ceiling]
+        rates = _rates(ceiling)
         rows.append(
             (
                 f"Raw SQL limit: claim + complete, 2 connections, batch {batch} "
                 f"({ceiling[0].tasks:,} tasks)",
+                f"{_median(rates):,.0f} tasks/s",
+                _runs(rates),
+            )
+        )
+    if r.minimal:
+        rates = _rates(r.minimal)
+        rows.append(
+            (
+                f"Raw SQL limit of a minimal queue table (7 columns, 1 index), batch {GOAL_BATCH} "
+                f"({r.minimal[0].tasks:,} tasks)",
                 f"{_median(rates):,.0f} tasks/s",
                 _runs(rates),
             )

@@ -70,6 +70,7 @@ class Results:
     http: tuple[HttpRun, HttpRun, BulkRun] | None  # GET /health, POST /task, POST /tasks
     lag: list[LagRun]  # idle, then busy
     scale: list[ScaleRun]  # empty, then loaded
+    minimal: list[CeilingRun] = dataclasses.field(default_factory=list)  # minimal table, batch 100
 
 
 def machine(postgres: str, database: str) -> Machine:

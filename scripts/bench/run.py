@@ -25,8 +25,9 @@ from types import FrameType
 from rich.console import Console
 
 from . import database
-from .ceiling import CEILING_CONNECTIONS, CeilingRun, ceiling_once
+from .ceiling import CEILING_CONNECTIONS, CeilingRun, ceiling_once, minimal_ceiling_once
 from .drain import DrainRun, drain_once
+from .figures import GOAL_BATCH
 from .lag import LagRun, lag_once
 from .peer import PeerRun, pgqueuer_once
 from .report import Params, Results, git_commit, machine, print_table, write_doc, write_json
@@ -115,6 +116,7 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
     peer: dict[int, list[PeerRun]] = {}
     lag: list[LagRun] = []
     scale: list[ScaleRun] = []
+    minimal: list[CeilingRun] = []
     http = None
     with database.server(database_url) as server_dsn, database.fresh_database(server_dsn) as dsn:
         postgres = asyncio.run(database.server_version(dsn))
@@ -126,6 +128,11 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
                     run = ceiling_once(dsn, _ceiling_count(args.count, batch), batch=batch)
                     got = asyncio.run(asyncio.wait_for(run, deadline - time.monotonic()))
                     ceiling[batch].append(got)
+            if "peer" not in args.skip:  # the bound on any one-row-per-job queue, PgQueuer's too
+                with console.status(f"run {n}: minimal queue table, batch {GOAL_BATCH}"):
+                    count = _ceiling_count(args.count, GOAL_BATCH)
+                    run = minimal_ceiling_once(dsn, count, batch=GOAL_BATCH)
+                    minimal.append(asyncio.run(asyncio.wait_for(run, deadline - time.monotonic())))
             for workers in args.workers:
                 with console.status(f"run {n}: duetime drain, {workers} workers"):
                     drain[workers].append(drain_once(dsn, args.count, workers, deadline))
@@ -183,6 +190,7 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
         http,
         lag,
         scale,
+        minimal,
     )
 
 

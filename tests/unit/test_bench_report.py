@@ -62,6 +62,15 @@ def test_each_goal_stands_next_to_its_measured_ratio() -> None:
     ]
 
 
+def test_the_peer_goal_shows_what_a_minimal_queue_table_allows() -> None:
+    r = results(datetime(2026, 1, 1, tzinfo=UTC))
+    r.minimal.extend([CeilingRun(1000, 0.1, 10_000, 10), CeilingRun(1000, 0.1, 14_000, 10)])
+    assert goal_rows(r)[0][1:] == (
+        "2.4× (a minimal queue table's raw loop: 2.4×)",  # 12,000 (median) / 5,000
+        "**not met**",
+    )
+
+
 def test_a_changed_plan_misses_the_scale_goal() -> None:
     r = results(datetime(2026, 1, 1, tzinfo=UTC), scale_plan=PLAN.replace("Index", "Seq"))
     assert goal_rows(r)[-1][1:] == ("75%, plan **changed**", "**not met**")
