@@ -7,20 +7,24 @@
 -- database's clock) to the batch's earliest execution_time, which the API uses to decide whether
 -- to wake the workers.
 -- $1 uuid[] ids, $2 text[] task types, $3 timestamptz[] execution times, $4 text[] payloads (JSON
--- objects), $5 int[] max_attempts, $6 text[] backoff kinds, $7 float8[] backoff base seconds,
--- $8 float8[] backoff cap seconds, $9 bool[] retry_on_loss, $10 float8[] timeout seconds.
+-- objects), $5 int[] each task's policy: its number (from 1) in the policy arrays that follow,
+-- which hold each distinct policy once: $6 int[] max_attempts, $7 text[] backoff kinds,
+-- $8 float8[] backoff base seconds, $9 float8[] backoff cap seconds, $10 bool[] retry_on_loss,
+-- $11 float8[] timeout seconds.
 WITH ins AS (
     INSERT INTO tasks (
         id, task_type, execution_time, payload, max_attempts, backoff, backoff_base_seconds,
         backoff_cap_seconds, retry_on_loss, timeout_seconds
     )
-    SELECT id, task_type, execution_time, payload::jsonb, max_attempts, backoff, base, cap,
-        retry_on_loss, timeout
-    FROM unnest(
-        $1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::text[],
-        $7::float8[], $8::float8[], $9::bool[], $10::float8[]
-    ) AS n(id, task_type, execution_time, payload, max_attempts, backoff, base, cap,
-        retry_on_loss, timeout)
+    SELECT n.id, n.task_type, n.execution_time, n.payload::jsonb, p.max_attempts, p.backoff,
+        p.base, p.cap, p.retry_on_loss, p.timeout
+    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[])
+        AS n(id, task_type, execution_time, payload, policy)
+    -- LEFT: a task whose number names no policy fails the batch (NOT NULL), never goes missing.
+    LEFT JOIN unnest(
+        $6::int[], $7::text[], $8::float8[], $9::float8[], $10::bool[], $11::float8[]
+    ) WITH ORDINALITY AS p(max_attempts, backoff, base, cap, retry_on_loss, timeout, policy)
+        USING (policy)
     RETURNING execution_time
 )
 SELECT extract(epoch FROM min(execution_time) - now())::float8 AS due_in FROM ins;

@@ -9,7 +9,7 @@ import pytest
 
 from shared import queries
 from shared.ids import new_task_id
-from shared.task import TaskStatus
+from shared.task import Backoff, TaskPolicy, TaskStatus
 from tests.factories import new_task
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -34,6 +34,43 @@ async def test_insert_then_get_round_trips(pool: asyncpg.Pool) -> None:
     assert row is not None
     assert (row["status"], row["attempts"], row["execution_time"]) == ("submitted", 0, T0)
     assert row["payload"] == '{"n": 1}'
+
+
+async def test_a_batch_sends_each_policy_once_and_each_task_gets_its_own(
+    pool: asyncpg.Pool,
+) -> None:
+    kinds = [
+        TaskPolicy(max_attempts=3, backoff=Backoff.LINEAR, timeout_seconds=9.0),
+        TaskPolicy(max_attempts=7, retry_on_loss=True),
+    ]
+    tasks = [new_task("noop", T0, policy=kinds[i % 3 == 0]) for i in range(7)]
+    await queries.insert_many(pool, tasks)
+    for task in tasks:
+        row = await queries.get(pool, task.id)
+        assert row is not None
+        stored = tuple(row[name] for name in TaskPolicy.__struct_fields__)
+        assert stored == tuple(getattr(task, name) for name in TaskPolicy.__struct_fields__)
+    assert {row["max_attempts"] for row in await pool.fetch("SELECT * FROM tasks")} == {3, 7}
+
+
+async def test_a_task_naming_no_policy_fails_its_whole_batch(pool: asyncpg.Pool) -> None:
+    ids = [new_task_id(), new_task_id()]
+    with pytest.raises(asyncpg.NotNullViolationError):
+        await pool.fetchval(
+            queries.sql()["task_insert_many"],
+            ids,
+            ["noop", "noop"],
+            [T0, T0],
+            ["{}", "{}"],
+            [1, 2],  # only one policy follows
+            [1],
+            ["fixed"],
+            [1.0],
+            [1.0],
+            [False],
+            [60.0],
+        )
+    assert await pool.fetchval("SELECT count(*) FROM tasks") == 0
 
 
 async def test_claim_never_takes_a_task_before_it_is_due(pool: asyncpg.Pool) -> None:
