@@ -41,6 +41,7 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
             size=settings.db_pool_size,
             min_size=0,
             application_name="duetime-api",
+            server_settings=db.API_SERVER_SETTINGS,
             # A database that drops packets (rather than refusing) means 503 after this, not 60 s.
             timeout=CONNECT_TIMEOUT_SECONDS,
         )

@@ -17,6 +17,11 @@ EMBEDDED_DATABASE = "duetime"
 # rows. Without bitmap scans the ordered walk of tasks_due_idx, which stops after LIMIT rows, is
 # always chosen: the claim's cost no longer depends on the statistics.
 WORKER_SERVER_SETTINGS = {"enable_bitmapscan": "off"}
+# API connections: every query the API runs finds its rows through an index (by id, by key, or a
+# page in id order). Behind stale statistics the planner would answer a page of one status with a
+# sequential scan, or a bitmap scan that sorts every row in that status, per page; with both
+# priced out it walks an index in order and stops after the page.
+API_SERVER_SETTINGS = {"enable_seqscan": "off", "enable_bitmapscan": "off"}
 
 
 def with_database(dsn: str, database: str) -> str:

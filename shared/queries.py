@@ -179,7 +179,13 @@ async def list_page(
 ) -> list[asyncpg.Record]:
     if status is None:
         return await db.fetch(sql()["task_list"], task_type, after, limit)
-    return await db.fetch(sql()["task_list_by_status"], str(status), task_type, after, limit)
+    return await db.fetch(status_page_sql(status), task_type, after, limit)
+
+
+@functools.cache
+def status_page_sql(status: TaskStatus) -> str:
+    """task_list_by_status for one status (see its comment in tasks.sql)."""
+    return sql()["task_list_by_status"].replace("{status}", TaskStatus(status).value)
 
 
 async def delete_submitted(db: Executor, task_id: UUID) -> asyncpg.Record | None:

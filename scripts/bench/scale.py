@@ -47,7 +47,7 @@ EXPLAIN_RUNS = 3  # the median one is kept: the first may pay for hint bits and 
 
 # Ids as the API issues them (shared/ids.py): UUIDv7, whose first 48 bits are the creation time
 # in ms, so the rows of the tasks that run now sit at the right end of the primary key and of
-# tasks_status_id_idx whatever the table holds. `{created}` is the creation time's column.
+# tasks_page_idx whatever the table holds. `{created}` is the creation time's column.
 UUID7 = """encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
     PLACING substring(int8send(floor(extract(epoch FROM {created}) * 1000)::bigint) FROM 3)
     FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"""

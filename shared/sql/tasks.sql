@@ -221,15 +221,19 @@ ORDER BY id
 LIMIT $3;
 
 -- name: task_list_by_status
--- A keyset page of tasks in one status, in id order, through tasks_status_id_idx. $1 task_status,
--- $2 text task type or NULL for all, $3 uuid cursor or NULL, $4 int page size.
+-- A keyset page of tasks in one status, in id order. {status} is a TaskStatus value that
+-- queries.list_tasks writes into the text (never a request's text): each status has its own
+-- prepared statement, whose plans, generic ones too, can use the partial tasks_page_idx
+-- (submitted, failed, deleted), which a $n status could not be proven to match. Running rows come
+-- through tasks_lease_idx, done ones along the primary key or tasks_finished_idx.
+-- $1 text task type or NULL for all, $2 uuid cursor or NULL, $3 int page size.
 SELECT *
 FROM tasks
-WHERE status = $1::task_status
-    AND ($2::text IS NULL OR task_type = $2)
-    AND ($3::uuid IS NULL OR id > $3)
-ORDER BY status, id
-LIMIT $4;
+WHERE status = '{status}'
+    AND ($1::text IS NULL OR task_type = $1)
+    AND ($2::uuid IS NULL OR id > $2)
+ORDER BY id
+LIMIT $3;
 
 -- name: task_delete_submitted
 -- Deletes a task only while it is submitted: once this commits the task can never start. A claim
