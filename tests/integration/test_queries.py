@@ -9,6 +9,7 @@ import pytest
 
 from shared import queries
 from shared.ids import new_task_id
+from shared.registry import TASK_TYPE_PATTERN
 from shared.task import Backoff, TaskPolicy, TaskStatus
 from tests.factories import new_task
 
@@ -241,6 +242,30 @@ async def test_notify_due_carries_the_delay(pool: asyncpg.Pool, dsn: str) -> Non
         assert [await asyncio.wait_for(got.get(), 5) for _ in range(2)] == ["1.250000", "0.000000"]
     finally:
         await listener.close()
+
+
+@pytest.mark.parametrize(
+    ("task_type", "allowed"),
+    [
+        ("a" * 100, True),
+        ("send.email:v2_x-y", True),
+        ("a" * 101, False),
+        ("", False),
+        ("bad type", False),
+        ("émoji", False),
+        ("line\nbreak", False),
+    ],
+)
+async def test_the_table_takes_the_task_types_the_api_takes(
+    pool: asyncpg.Pool, task_type: str, allowed: bool
+) -> None:
+    assert bool(TASK_TYPE_PATTERN.fullmatch(task_type)) is allowed  # the API's rule
+    insert = queries.insert_many(pool, [new_task(task_type, T0)])
+    if allowed:
+        await insert
+    else:
+        with pytest.raises(asyncpg.CheckViolationError):
+            await insert
 
 
 async def test_state_machine_constraints_reject_impossible_rows(pool: asyncpg.Pool) -> None:
