@@ -5,6 +5,7 @@ one row per job (duetime, PgQueuer) can drain on this machine."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -17,6 +18,7 @@ TYPES = ["noop"]
 CEILING_CONNECTIONS = 2
 LEASE_SECONDS = 30.0
 MINIMAL = "bench_minimal_queue"
+Loop = Callable[[asyncpg.Connection, str, int], Awaitable[int]]  # (conn, worker id, batch)
 # The columns a claim and a completion must write, one partial index to find due rows: no
 # payload, policy, lease, checks or listing indexes.
 MINIMAL_SETUP = f"""
@@ -69,18 +71,30 @@ async def ceiling_once(
     """`connections` loops of claim(batch) + finish_many on `count` due noop rows."""
     await reload_due_noop(dsn, count)
     settings = {"application_name": "duetime-bench", **db.WORKER_SERVER_SETTINGS}
+    claims = await _loops(dsn, connections, _claim_loop, batch, settings)
+    conn = await asyncpg.connect(dsn)
+    try:
+        done, seconds = await done_window(conn)
+    finally:
+        await conn.close()
+    if done != count:
+        raise RuntimeError(f"the claim loops finished {done:,} of {count:,} tasks")
+    return CeilingRun(count, seconds, count / seconds, claims)
+
+
+async def _loops(
+    dsn: str, connections: int, loop: Loop, batch: int, settings: dict[str, str] | None = None
+) -> int:
+    """`loop` on `connections` connections side by side; the claims that returned rows."""
     conns = [await asyncpg.connect(dsn, server_settings=settings) for _ in range(connections)]
     try:
         claims = await asyncio.gather(
-            *(_claim_loop(conn, f"bench-{n}", batch) for n, conn in enumerate(conns))
+            *(loop(conn, f"bench-{n}", batch) for n, conn in enumerate(conns))
         )
-        done, seconds = await done_window(conns[0])
     finally:
         for conn in conns:
             await conn.close()
-    if done != count:
-        raise RuntimeError(f"the claim loops finished {done:,} of {count:,} tasks")
-    return CeilingRun(count, seconds, count / seconds, sum(claims))
+    return sum(claims)
 
 
 async def _claim_loop(conn: asyncpg.Connection, worker_id: str, batch: int) -> int:
@@ -103,21 +117,14 @@ async def minimal_ceiling_once(
         await setup.execute(MINIMAL_SETUP)
         await setup.execute(MINIMAL_LOAD, count)
         await setup.execute(f"ANALYZE {MINIMAL}")
-        conns = [await asyncpg.connect(dsn) for _ in range(connections)]
-        try:
-            claims = await asyncio.gather(
-                *(_minimal_loop(conn, f"bench-{n}", batch) for n, conn in enumerate(conns))
-            )
-        finally:
-            for conn in conns:
-                await conn.close()
+        claims = await _loops(dsn, connections, _minimal_loop, batch)
         done, seconds = await done_window(setup, MINIMAL)
     finally:
         await setup.execute(f"DROP TABLE IF EXISTS {MINIMAL}")
         await setup.close()
     if done != count:
         raise RuntimeError(f"the minimal queue's loops finished {done:,} of {count:,} tasks")
-    return CeilingRun(count, seconds, count / seconds, sum(claims))
+    return CeilingRun(count, seconds, count / seconds, claims)
 
 
 async def _minimal_loop(conn: asyncpg.Connection, worker_id: str, batch: int) -> int:
