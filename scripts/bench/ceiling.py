@@ -12,7 +12,7 @@ import asyncpg
 
 from shared import db, queries
 
-from .database import done_window, reload_due_noop
+from .database import connected, done_window, reload_due_noop
 
 TYPES = ["noop"]
 CEILING_CONNECTIONS = 2
@@ -72,11 +72,8 @@ async def ceiling_once(
     await reload_due_noop(dsn, count)
     settings = {"application_name": "duetime-bench", **db.WORKER_SERVER_SETTINGS}
     claims = await _loops(dsn, connections, _claim_loop, batch, settings)
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         done, seconds = await done_window(conn)
-    finally:
-        await conn.close()
     if done != count:
         raise RuntimeError(f"the claim loops finished {done:,} of {count:,} tasks")
     return CeilingRun(count, seconds, count / seconds, claims)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 
@@ -51,40 +51,40 @@ def fresh_database(server_dsn: str) -> Iterator[str]:
         asyncio.run(_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _admin(server_dsn: str, statement: str) -> None:
-    conn = await asyncpg.connect(server_dsn)
+@contextlib.asynccontextmanager
+async def connected(
+    dsn: str, server_settings: dict[str, str] | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """One connection for an `async with` block, closed however the block ends."""
+    conn = await asyncpg.connect(dsn, server_settings=server_settings)
     try:
-        await conn.execute(statement)
+        yield conn
     finally:
         await conn.close()
+
+
+async def _admin(server_dsn: str, statement: str) -> None:
+    async with connected(server_dsn) as conn:
+        await conn.execute(statement)
 
 
 async def reload_due_noop(dsn: str, count: int) -> None:
     """An empty tasks table, then `count` due noop tasks in one statement, then ANALYZE."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await conn.execute("TRUNCATE tasks")
         await conn.execute(LOAD_DUE_NOOP, count)
         await conn.execute("ANALYZE tasks")
-    finally:
-        await conn.close()
 
 
 async def truncate(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await conn.execute("TRUNCATE tasks")
-    finally:
-        await conn.close()
 
 
 async def server_version(dsn: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         version: str = await conn.fetchval("SELECT version()")
         return version
-    finally:
-        await conn.close()
 
 
 async def done_window(conn: asyncpg.Connection, table: str = "tasks") -> tuple[int, float]:

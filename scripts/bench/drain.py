@@ -11,7 +11,7 @@ import asyncpg
 
 from shared.devserver import WORKER_ARGS
 
-from .database import done_window, poll_count, reload_due_noop
+from .database import connected, done_window, poll_count, reload_due_noop
 from .processes import Processes, process_env
 
 POLL_SECONDS = 0.2
@@ -86,8 +86,7 @@ def drain_once(dsn: str, count: int, workers: int, deadline: float) -> DrainRun:
 
 
 async def _wait_finished(dsn: str, count: int, deadline: float, check: Callable[[], None]) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await poll_count(
             conn,
             FINISHED,
@@ -97,17 +96,12 @@ async def _wait_finished(dsn: str, count: int, deadline: float, check: Callable[
             check=check,
             every=POLL_SECONDS,
         )
-    finally:
-        await conn.close()
 
 
 async def _measure(dsn: str, count: int, wall: float) -> DrainRun:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         done, seconds = await done_window(conn)
         shares = await conn.fetch(SHARES)
-    finally:
-        await conn.close()
     if done != count:
         raise RuntimeError(f"{done:,} of {count:,} tasks are done (the rest failed)")
     return DrainRun.of(count, seconds, wall, shares)

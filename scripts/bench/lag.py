@@ -30,7 +30,7 @@ import asyncpg
 from shared import queries
 from shared.devserver import WORKER_ARGS
 
-from .database import poll_count, truncate
+from .database import connected, poll_count, truncate
 from .processes import Processes, process_env
 
 POLL_SECONDS = 0.05
@@ -112,8 +112,7 @@ def lag_once(
 
 async def _wait_ready(dsn: str, workers: int, deadline: float, check: Callable[[], None]) -> None:
     """Every worker LISTENs, and a canary batch due now is done."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await poll_count(
             conn,
             LISTENING,
@@ -126,8 +125,6 @@ async def _wait_ready(dsn: str, workers: int, deadline: float, check: Callable[[
         await conn.execute(INSERT_DUE_NOW, CANARY_TASKS, "canary")
         await queries.notify_due(conn, 0.0)
         await _wait_finished(conn, "canary", CANARY_TASKS, deadline, check)
-    finally:
-        await conn.close()
 
 
 async def _wait_finished(
@@ -178,8 +175,7 @@ async def _background(dsn: str) -> None:
     The batch size follows the clock (behind schedule: a bigger batch), so the rate holds even
     when an insert is slow on a loaded machine.
     """
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         loop = asyncio.get_running_loop()
         started, inserted = loop.time(), 0
         while True:
@@ -189,16 +185,11 @@ async def _background(dsn: str) -> None:
                 await queries.notify_due(conn, 0.0)
                 inserted += batch
             await asyncio.sleep(BACKGROUND_TICK_SECONDS)
-    finally:
-        await conn.close()
 
 
 async def _measure(dsn: str, count: int, busy: bool) -> LagRun:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         row = await conn.fetchrow(LAG)
-    finally:
-        await conn.close()
     assert row is not None
     if row["done"] != count:
         done = row["done"]

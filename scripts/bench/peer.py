@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import asyncpg
 from pgqueuer import Queries
 
-from .database import poll_count
+from .database import connected, poll_count
 from .peer_consumer import BATCH_SIZE, ENTRYPOINT
 from .processes import Processes, process_env
 
@@ -69,8 +68,7 @@ def pgqueuer_once(
 
 async def _reload(dsn: str, count: int) -> None:
     """The schema (installed once), empty tables, then `count` queued jobs, then ANALYZE."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         q = Queries.from_asyncpg_connection(conn)
         if not await q.schema_is_installed():
             await q.install()
@@ -83,14 +81,11 @@ async def _reload(dsn: str, count: int) -> None:
             await q.enqueue([ENTRYPOINT] * n, [None] * n, [0] * n)
         names = q.qbe.settings.qualified
         await conn.execute(f"ANALYZE {names.queue_table}, {names.queue_table_log}")
-    finally:
-        await conn.close()
 
 
 async def _wait_empty(dsn: str, count: int, deadline: float, check: Callable[[], None]) -> None:
     """Until the queue table is empty: a job leaves it when its outcome is logged."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         queue = Queries.from_asyncpg_connection(conn).qbe.settings.qualified.queue_table
         await poll_count(
             conn,
@@ -101,13 +96,10 @@ async def _wait_empty(dsn: str, count: int, deadline: float, check: Callable[[],
             check=check,
             every=POLL_SECONDS,
         )
-    finally:
-        await conn.close()
 
 
 async def _measure(dsn: str, count: int, wall: float) -> PeerRun:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         names = Queries.from_asyncpg_connection(conn).qbe.settings.qualified
         left = await conn.fetchval(f"SELECT count(*) FROM {names.queue_table}")
         row = await conn.fetchrow(
@@ -120,8 +112,6 @@ async def _measure(dsn: str, count: int, wall: float) -> PeerRun:
             FROM {names.queue_table_log}
             """
         )
-    finally:
-        await conn.close()
     assert row is not None
     if left or row["successful"] != count or row["jobs"] != count:
         raise RuntimeError(

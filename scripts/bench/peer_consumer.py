@@ -35,9 +35,10 @@ import os
 import signal
 from collections.abc import Sequence
 
-import asyncpg
 import uvloop
 from pgqueuer import Job, PgQueuer
+
+from .database import connected
 
 ENTRYPOINT = "noop"
 BATCH_SIZE = 100
@@ -45,8 +46,7 @@ BATCH_SIZE = 100
 
 async def consume(dsn: str, batch_size: int) -> None:
     """Run one PgQueuer on its own connection until SIGTERM or SIGINT."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         pgq = PgQueuer.from_asyncpg_connection(conn)
 
         @pgq.entrypoint(ENTRYPOINT)
@@ -57,8 +57,6 @@ async def consume(dsn: str, batch_size: int) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, pgq.shutdown.set)
         await pgq.run(batch_size=batch_size)
-    finally:
-        await conn.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -36,6 +36,7 @@ from shared.devserver import WORKER_ARGS
 from shared.registry import BUILTIN_TASK_TYPES
 
 from . import database
+from .database import connected
 from .drain import POLL_SECONDS, DrainRun
 from .processes import Processes, process_env
 
@@ -151,8 +152,7 @@ def load_ballast(dsn: str, future: int, finished: int, *, random_ids: bool = Fal
 
 async def _load_ballast(dsn: str, future: int, finished: int, random_ids: bool) -> None:
     # The sorts by id are this session's: enough memory to do them without temp files.
-    conn = await asyncpg.connect(dsn, server_settings={"work_mem": "256MB"})
-    try:
+    async with connected(dsn, server_settings={"work_mem": "256MB"}) as conn:
         if future:
             await conn.execute(_ids(LOAD_FUTURE, random_ids, "created"), future)
         if finished:
@@ -162,8 +162,6 @@ async def _load_ballast(dsn: str, future: int, finished: int, random_ids: bool) 
         # drain: flush it now. Only a superuser or pg_checkpoint may; without, the drain pays.
         with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
             await conn.execute("CHECKPOINT")
-    finally:
-        await conn.close()
 
 
 def scale_once(
@@ -205,21 +203,15 @@ def scale_once(
 
 
 async def _load_due(dsn: str, count: int, random_ids: bool) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await conn.execute(_ids(LOAD_DUE, random_ids), count)
         await conn.execute("ANALYZE tasks")
-    finally:
-        await conn.close()
 
 
 async def _now(dsn: str) -> datetime:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         now: datetime = await conn.fetchval("SELECT now()")
         return now
-    finally:
-        await conn.close()
 
 
 async def explain_claim(dsn: str) -> tuple[float, int, str]:
@@ -228,11 +220,8 @@ async def explain_claim(dsn: str) -> tuple[float, int, str]:
     On a connection set up as the worker's: the planner settings are part of the plan.
     """
     settings = {"application_name": "duetime-bench", **db.WORKER_SERVER_SETTINGS}
-    conn = await asyncpg.connect(dsn, server_settings=settings)
-    try:
+    async with connected(dsn, server_settings=settings) as conn:
         plans = [await _explain_once(conn) for _ in range(EXPLAIN_RUNS)]
-    finally:
-        await conn.close()
     plans.sort(key=lambda p: float(p["Execution Time"]))
     plan = plans[len(plans) // 2]
     root = plan["Plan"]
@@ -281,8 +270,7 @@ def _shape_nodes(node: dict[str, Any]) -> list[str]:
 async def _wait_drained(
     dsn: str, count: int, since: datetime, deadline: float, check: Callable[[], None]
 ) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await database.poll_count(
             conn,
             UNFINISHED,
@@ -293,17 +281,12 @@ async def _wait_drained(
             check=check,
             every=POLL_SECONDS,
         )
-    finally:
-        await conn.close()
 
 
 async def _measure(dsn: str, count: int, since: datetime, wall: float) -> DrainRun:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         row = await conn.fetchrow(RUN_WINDOW, since)
         shares = await conn.fetch(RUN_SHARES, since)
-    finally:
-        await conn.close()
     assert row is not None
     done: int = row["done"]
     seconds: float = row["seconds"]
