@@ -28,13 +28,6 @@ async def create_tasks(data: JSONBody[list[TaskCreate]], state: State) -> TasksC
     `[i].field`). The ids come back in the order of the request."""
     if not 1 <= len(data) <= MAX_BULK:
         raise ApiError(400, f"the request body must be {_ARRAY}, got {len(data)}")
-    for i, item in enumerate(data):
-        if item.idempotency_key is not None:
-            raise ApiError(
-                400,
-                f"[{i}].idempotency_key: not taken in bulk; send keyed tasks to POST /task",
-                field=f"[{i}].idempotency_key",
-            )
     tasks = new_tasks(data, state)
     inserter: Inserter = state.inserter
     await inserter.insert_all(tasks)

@@ -84,13 +84,19 @@ def new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
 
 
 def new_tasks(items: list[TaskCreate], state: State) -> list[NewTask]:
-    """new_task for each item of a bulk request (no keys); a refused item's field is named as
-    `[i].field`."""
+    """new_task for each item of a bulk request, which takes no idempotency keys; the first
+    refused item's field is named as `[i].field`."""
     known: frozenset[str] = state.task_types
     policies: dict[str, TaskPolicy] = state.policies
     tasks = []
     for i, item in enumerate(items):
         try:
+            if item.idempotency_key is not None:
+                raise ApiError(
+                    400,
+                    "idempotency_key: not taken in bulk; send keyed tasks to POST /task",
+                    field="idempotency_key",
+                )
             tasks.append(_new_task(item, known, policies, None))
         except ApiError as exc:
             if exc.body.field is not None:

@@ -185,7 +185,7 @@ async def list_page(
 @functools.cache
 def status_page_sql(status: TaskStatus) -> str:
     """task_list_by_status for one status (see its comment in tasks.sql)."""
-    return sql()["task_list_by_status"].replace("{status}", TaskStatus(status).value)
+    return sql()["task_list_by_status"].replace("{status}", status.value)
 
 
 async def delete_submitted(db: Executor, task_id: UUID) -> asyncpg.Record | None:
