@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,9 +16,16 @@ MAX_KEY_LENGTH = 200
 MAX_BULK = 1000  # tasks per POST /tasks
 MAX_BULK_BODY_BYTES = 16 * 1024 * 1024
 
+# The dates an execution_time may have, as written (see api.submit.checked_time).
+FIRST_DAY = date(1, 1, 2)
+LAST_DAY = date(9999, 12, 30)
 AwareDatetime = Annotated[
     datetime,
-    msgspec.Meta(tz=True, description="RFC 3339 with an offset, e.g. 2026-11-23T12:00:00Z"),
+    msgspec.Meta(
+        tz=True,
+        description=f"RFC 3339 with an offset, e.g. 2026-11-23T12:00:00Z; the date {FIRST_DAY} "
+        f"to {LAST_DAY}",
+    ),
 ]
 TaskTypeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 _INHERITED = " Omitted: the task type's (@task), else the server's (DUETIME_*)."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import operator
-from datetime import UTC
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -21,7 +21,14 @@ from litestar.utils.scope.state import ScopeState
 from api.errors import ApiError
 from api.inserter import Inserter
 from api.notifier import DueNotifier
-from api.schemas import MAX_KEY_LENGTH, MAX_PAYLOAD_BYTES, TaskCreate, TaskCreated
+from api.schemas import (
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_KEY_LENGTH,
+    MAX_PAYLOAD_BYTES,
+    TaskCreate,
+    TaskCreated,
+)
 from shared import queries
 from shared.ids import new_task_id
 from shared.registry import check_policy
@@ -63,6 +70,10 @@ def body_check(decoder: msgspec.json.Decoder[Any], shape: str) -> Any:
             raise ValidationException(extra=[{"message": message, "key": key}]) from None
         except msgspec.DecodeError as exc:
             raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+        except UnicodeDecodeError as exc:  # msgspec checks a string's UTF-8 as it decodes it
+            raise ApiError(
+                400, f"the request body is not valid UTF-8 ({exc.reason})"
+            ) from None
         except RecursionError:
             raise ApiError(400, "the request body is nested too deeply") from None
         # The handler's `data` is this value: Litestar's request.json() returns what its scope
@@ -125,14 +136,7 @@ def _new_task(
     payload = encoded.decode()
     if holds_json_nul(payload):
         raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
-    when = data.execution_time
-    if not 1 < when.year < 9999:  # only the first and last year can leave UTC's range
-        try:
-            when.astimezone(UTC)
-        except OverflowError:
-            raise ApiError(
-                400, "execution_time: out of range (years 1 to 9999 in UTC)", field="execution_time"
-            ) from None
+    when = checked_time(data.execution_time)
     policy = policies[data.task_type]
     if _asked_policy(data) != _NONE_ASKED:
         policy = resolve_policy(data, policy)
@@ -145,6 +149,23 @@ def _new_task(
         idempotency_key=key,
         **_columns(policy),
     )
+
+
+def checked_time(when: datetime) -> datetime:
+    """`when` if the database can store it and give it back as it was, else ApiError.
+
+    Python holds years 1 to 9999, but an offset can carry the first or last day out of UTC's
+    range, and asyncpg stores the very first and last microsecond as -infinity and infinity (and
+    reads those back without an offset): so the first and last day are refused, as written.
+    """
+    if not FIRST_DAY <= when.date() <= LAST_DAY:
+        raise ApiError(
+            400,
+            f"execution_time: {when.isoformat()} is out of range; "
+            f"the date must be {FIRST_DAY} to {LAST_DAY}",
+            field="execution_time",
+        )
+    return when
 
 
 @functools.lru_cache(maxsize=1024)

@@ -290,6 +290,31 @@ BAD_INPUT: list[Any] = [
     pytest.param(
         body(execution_time="0001-01-01T00:30:00+01:00"), JSON, 400, "execution_time", id="y0"
     ),
+    # asyncpg stores these as -infinity and infinity, and reads them back without an offset.
+    pytest.param(
+        body(execution_time="0001-01-01T00:00:00Z"), JSON, 400, "execution_time", id="first-us"
+    ),
+    pytest.param(
+        body(execution_time="9999-12-31T23:59:59.999999Z"),
+        JSON,
+        400,
+        "execution_time",
+        id="last-us",
+    ),
+    pytest.param(
+        body(execution_time="0001-01-01T12:00:00Z"), JSON, 400, "execution_time", id="first-day"
+    ),
+    pytest.param(
+        body(execution_time="9999-12-31T00:00:00Z"), JSON, 400, "execution_time", id="last-day"
+    ),
+    pytest.param(
+        b'{"task_type": "noop", "execution_time": "%s", "payload": {"s": "\xff"}}'
+        % WHEN.encode(),
+        JSON,
+        400,
+        None,
+        id="not-utf-8",
+    ),
     pytest.param(body(payload=[1, 2]), JSON, 400, "payload", id="payload-array"),
     pytest.param(body(payload="x"), JSON, 400, "payload", id="payload-string"),
     pytest.param(body(payload=3), JSON, 400, "payload", id="payload-number"),
@@ -383,6 +408,21 @@ async def test_get_returns_every_field(client: Client, pool: asyncpg.Pool) -> No
     assert task["last_error"] is None
     assert task["payload"] == payload
     assert task["result"] is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "utc"),
+    [
+        ("0001-01-02T00:00:00+23:59", "0001-01-01T00:01:00Z"),
+        ("9999-12-30T23:59:59.999999-23:59", "9999-12-31T23:58:59.999999Z"),
+    ],
+)
+async def test_the_first_and_last_instants_taken_come_back_with_their_offset(
+    client: Client, sent: str, utc: str
+) -> None:
+    task_id = await submit(client, execution_time=sent)
+    task = (await client.get(f"/task/{task_id}")).json()
+    assert task["execution_time"] == utc
 
 
 async def test_get_shows_a_finished_attempt(client: Client, pool: asyncpg.Pool) -> None:

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from tests.integration.test_api import WHEN, Client, assert_error, instant, table
+from tests.integration.test_api import JSON, WHEN, Client, assert_error, instant, table
 
 
 def item(i: int, **fields: Any) -> dict[str, Any]:
@@ -70,6 +70,15 @@ async def test_a_body_that_is_not_1_to_1000_tasks_is_400(
 ) -> None:
     response = await client.post("/tasks", json=body)
     assert response.status_code == 400, response.text
+    assert await table(pool) == []
+
+
+async def test_a_body_that_is_not_utf_8_is_400(client: Client, pool: asyncpg.Pool) -> None:
+    content = b'[{"task_type": "noop", "execution_time": "%s", "payload": {"s": "\xff"}}]' % (
+        WHEN.encode()
+    )
+    response = await client.post("/tasks", content=content, headers=JSON)
+    assert "UTF-8" in assert_error(response, 400)["detail"]
     assert await table(pool) == []
 
 
