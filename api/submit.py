@@ -71,9 +71,7 @@ def body_check(decoder: msgspec.json.Decoder[Any], shape: str) -> Any:
         except msgspec.DecodeError as exc:
             raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
         except UnicodeDecodeError as exc:  # msgspec checks a string's UTF-8 as it decodes it
-            raise ApiError(
-                400, f"the request body is not valid UTF-8 ({exc.reason})"
-            ) from None
+            raise ApiError(400, f"the request body is not valid UTF-8 ({exc.reason})") from None
         except RecursionError:
             raise ApiError(400, "the request body is nested too deeply") from None
         # The handler's `data` is this value: Litestar's request.json() returns what its scope

@@ -308,8 +308,7 @@ BAD_INPUT: list[Any] = [
         body(execution_time="9999-12-31T00:00:00Z"), JSON, 400, "execution_time", id="last-day"
     ),
     pytest.param(
-        b'{"task_type": "noop", "execution_time": "%s", "payload": {"s": "\xff"}}'
-        % WHEN.encode(),
+        b'{"task_type": "noop", "execution_time": "%s", "payload": {"s": "\xff"}}' % WHEN.encode(),
         JSON,
         400,
         None,
