@@ -12,8 +12,11 @@ Start the whole system on a laptop with `duetime dev`; in production run `duetim
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -27,18 +30,35 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: the Rich layout shows `--help <bool>` with this typer.
+    rich_markup_mode=None,
 )
+
+# An option that is also a setting reads its DUETIME_* variable (so the command line wins over
+# the environment, which wins over the settings' default) and shows both in --help.
+_DEFAULTS = Settings()
+
+
+def _setting(name: str, metavar: str, help: str, **kwargs: Any) -> Any:
+    return typer.Option(
+        metavar=metavar, help=help, envvar=f"DUETIME_{name.upper()}", show_envvar=True, **kwargs
+    )
+
 
 ImportOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--import", "-i", help="Module with @task handlers (repeatable), e.g. myapp.tasks"
+        "--import",
+        "-i",
+        metavar="MODULE",
+        help="Module with @task handlers (repeatable), e.g. myapp.tasks; also DUETIME_IMPORTS "
+        "(comma-separated)",
     ),
 ]
-HostOpt = Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")]
-PortOpt = Annotated[int | None, typer.Option(help="HTTP port [default: 8000]")]
+HostOpt = Annotated[str, _setting("host", "HOST", "Interface to listen on")]
+PortOpt = Annotated[int, _setting("port", "PORT", "HTTP port")]
 ConcurrencyOpt = Annotated[
-    int | None, typer.Option(help="Attempts one worker runs at once [default: 100]", min=1)
+    int, _setting("concurrency", "N", "Attempts one worker runs at once", min=1)
 ]
 
 
@@ -58,15 +78,44 @@ def _settings(imports: list[str] | None = None, **overrides: object) -> Settings
     return settings
 
 
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A mistake in what the process was asked to run (a module that does not import, a handler's
+    bad policy, no database to find) is one line on stderr and exit code 2, not a traceback."""
+    try:
+        yield
+    except (ValueError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"duetime {importlib.metadata.version('duetime')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """duetime: a distributed task scheduler on Postgres."""
+
+
 @cli.command()
 def dev(
-    host: HostOpt = None,
-    port: PortOpt = None,
-    workers: Annotated[int, typer.Option(help="Worker processes", min=0)] = 2,
-    concurrency: ConcurrencyOpt = None,
+    host: HostOpt = _DEFAULTS.host,
+    port: PortOpt = _DEFAULTS.port,
+    workers: Annotated[int, typer.Option(metavar="N", help="Worker processes", min=0)] = 2,
+    concurrency: ConcurrencyOpt = _DEFAULTS.concurrency,
     data_dir: Annotated[
-        str | None, typer.Option(help="Embedded PostgreSQL's home [default: ./.duetime]")
-    ] = None,
+        str, _setting("data_dir", "DIR", "Embedded PostgreSQL's home (without DATABASE_URL)")
+    ] = _DEFAULTS.data_dir,
     import_: ImportOpt = None,
 ) -> None:
     """Everything on one machine: PostgreSQL (embedded unless DATABASE_URL is set), migrations,
@@ -80,9 +129,11 @@ def dev(
 
 @cli.command()
 def api(
-    host: HostOpt = None,
-    port: PortOpt = None,
-    processes: Annotated[int, typer.Option(help="API processes (uvicorn workers)", min=1)] = 1,
+    host: HostOpt = _DEFAULTS.host,
+    port: PortOpt = _DEFAULTS.port,
+    processes: Annotated[
+        int, typer.Option(metavar="N", help="API processes (uvicorn workers)", min=1)
+    ] = 1,
     import_: ImportOpt = None,
 ) -> None:
     """Serve the HTTP API."""
@@ -90,14 +141,16 @@ def api(
 
     os.environ.setdefault("DUETIME_ROLE", "api")
     settings = _settings(import_, host=host, port=port)
-    run_api(settings, processes=processes)
+    with _one_line_errors():
+        run_api(settings, processes=processes)
 
 
 @cli.command()
 def worker(
-    concurrency: ConcurrencyOpt = None,
+    concurrency: ConcurrencyOpt = _DEFAULTS.concurrency,
     grace: Annotated[
-        float, typer.Option(help="Seconds to let running attempts finish on SIGTERM")
+        float,
+        typer.Option(metavar="SECONDS", help="Seconds to let running attempts finish on SIGTERM"),
     ] = 30.0,
     import_: ImportOpt = None,
 ) -> None:
@@ -106,11 +159,8 @@ def worker(
 
     os.environ.setdefault("DUETIME_ROLE", "worker")
     settings = _settings(import_, concurrency=concurrency)
-    try:
+    with _one_line_errors():
         run_worker(settings, grace=grace)
-    except (ValueError, RuntimeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @cli.command()
