@@ -48,6 +48,15 @@ class Inserter:
         """Insert many tasks in one statement, all or nothing (used by bulk endpoints)."""
         await self._write(tasks)
 
+    async def insert_all_keyed(self, tasks: list[NewTask], key: str) -> bool:
+        """insert_all under an idempotency key; False (nothing written) if the key was taken."""
+        sent = asyncio.get_running_loop().time()
+        due_in = await queries.insert_many_keyed(self._pool, tasks, key)
+        if due_in is None:
+            return False
+        self._notifier.due_in(due_in, since=sent)
+        return True
+
     async def _flush(self) -> None:
         try:
             while self._queue:

@@ -42,7 +42,7 @@ _BACKOFFS = ", ".join(b.value for b in Backoff)
 _asked_policy = operator.attrgetter(*TaskPolicy.__struct_fields__)
 _NONE_ASKED = (None,) * len(TaskPolicy.__struct_fields__)
 # A key whose task vanished between our INSERT and our SELECT (pruned) is tried again, a little.
-_KEY_TRIES = 3
+KEY_TRIES = 3
 
 
 def body_check(decoder: msgspec.json.Decoder[Any], shape: str) -> Any:
@@ -103,7 +103,8 @@ def new_tasks(items: list[TaskCreate], state: State) -> list[NewTask]:
             if item.idempotency_key is not None:
                 raise ApiError(
                     400,
-                    "idempotency_key: not taken in bulk; send keyed tasks to POST /task",
+                    "idempotency_key: not taken per task in bulk; send an Idempotency-Key header "
+                    "for the whole batch, or keyed tasks to POST /task",
                     field="idempotency_key",
                 )
             tasks.append(_new_task(item, known, policies, None))
@@ -191,32 +192,55 @@ def resolve_policy(data: TaskCreate, beneath: TaskPolicy) -> TaskPolicy:
     return policy
 
 
+def checked_key(header: str | None) -> str | None:
+    """The Idempotency-Key header, if it is one we can store; else ApiError."""
+    if header is None:
+        return None
+    if not 1 <= len(header) <= MAX_KEY_LENGTH:
+        raise ApiError(
+            400,
+            f"idempotency_key: the Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} "
+            f"characters, got {len(header)}",
+            field="idempotency_key",
+        )
+    return _without_nul(header)
+
+
 def _idempotency_key(data: TaskCreate, header: str | None) -> str | None:
-    if header is not None:
-        if not 1 <= len(header) <= MAX_KEY_LENGTH:
-            raise ApiError(
-                400,
-                f"idempotency_key: the Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} "
-                f"characters, got {len(header)}",
-                field="idempotency_key",
-            )
-        if data.idempotency_key is not None and data.idempotency_key != header:
-            raise ApiError(
-                400,
-                "idempotency_key: differs from the Idempotency-Key header; send one, or both equal",
-                field="idempotency_key",
-            )
-    key = data.idempotency_key if header is None else header
-    if key is not None and "\x00" in key:
+    key = checked_key(header)
+    if key is None:
+        return None if data.idempotency_key is None else _without_nul(data.idempotency_key)
+    if data.idempotency_key is not None and data.idempotency_key != key:
+        raise ApiError(
+            400,
+            "idempotency_key: differs from the Idempotency-Key header; send one, or both equal",
+            field="idempotency_key",
+        )
+    return key
+
+
+def _without_nul(key: str) -> str:
+    if "\x00" in key:
         raise ApiError(400, "idempotency_key: must not contain \\u0000", field="idempotency_key")
     return key
+
+
+KeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        description=f"1 to {MAX_KEY_LENGTH} characters: a request repeated with the same key "
+        "answers 200 with what the first one created, and writes nothing.",
+    ),
+]
 
 
 async def _insert_keyed(state: State, task: NewTask) -> tuple[UUID, bool]:
     """The task under its key: (its id, True) if this request created it, else the holder's id."""
     assert task.idempotency_key is not None
     notifier: DueNotifier = state.notifier
-    for _ in range(_KEY_TRIES):
+    for _ in range(KEY_TRIES):
         # Not group-committed: a conflict must answer this request alone, never fail a batch.
         sent = asyncio.get_running_loop().time()
         due_in = await queries.insert_keyed(state.pool, task)
@@ -251,14 +275,7 @@ async def _insert_keyed(state: State, task: NewTask) -> tuple[UUID, bool]:
 async def create_task(
     data: JSONBody[TaskCreate],
     state: State,
-    idempotency_header: Annotated[
-        str | None,
-        HeaderParameter(
-            name="Idempotency-Key",
-            required=False,
-            description=f"1 to {MAX_KEY_LENGTH} characters; the same as the idempotency_key field.",
-        ),
-    ] = None,
+    idempotency_header: KeyHeader = None,
 ) -> Response[TaskCreated]:
     """Submit a task; it runs at or after execution_time, retried as its failure policy says."""
     task = new_task(data, state, _idempotency_key(data, idempotency_header))

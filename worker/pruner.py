@@ -1,5 +1,5 @@
 """Deletes finished tasks past their retention: done and deleted after retention_done_seconds,
-failed after retention_failed_seconds.
+failed after retention_failed_seconds; and bulk idempotency keys after retention_done_seconds.
 
 Every worker runs it, at a jittered interval, with no leader: each statement deletes a small
 batch taken with SKIP LOCKED, so pruners side by side share the rows out and none holds many
@@ -43,6 +43,7 @@ class Pruner:
         }
         self._batch = batch
         self.pruned: dict[TaskStatus, int] = dict.fromkeys(self._retention, 0)
+        self.keys_pruned = 0
 
     async def run_once(self) -> dict[TaskStatus, int]:
         """Delete every task past its retention now; how many of each status."""
@@ -54,6 +55,7 @@ class Pruner:
                 self.pruned[status] += deleted
                 if deleted < self._batch:
                     break
+        await self._prune_batch_keys(self._retention[TaskStatus.DONE])
         if any(counts.values()):
             log.info(
                 "pruned %d finished tasks: %s",
@@ -61,6 +63,18 @@ class Pruner:
                 ", ".join(f"{n} {status}" for status, n in counts.items()),
             )
         return counts
+
+    async def _prune_batch_keys(self, older_than: float) -> None:
+        """A replay of a bulk request answers its first ids as long as a done task is kept."""
+        total = 0
+        while True:
+            deleted = await queries.prune_batch_keys(self._pool, older_than, self._batch)
+            total += deleted
+            if deleted < self._batch:
+                break
+        self.keys_pruned += total
+        if total:
+            log.info("pruned %d bulk idempotency keys", total)
 
     async def run(self) -> None:
         if self.interval <= 0:

@@ -3,15 +3,23 @@
 -- (always, in production) means the database's clock, never the app's.
 
 -- name: task_insert_many
--- Inserts a batch of tasks, each with its failure policy. Returns the seconds from now (the
--- database's clock) to the batch's earliest execution_time, which the API uses to decide whether
--- to wake the workers.
+-- Inserts a batch of tasks, each with its failure policy, and, when $12 is a key, records the
+-- batch's ids under that key in the same statement, unless the key is taken: then nothing is
+-- written (a concurrent batch with the same key waits for the other to commit, then yields).
+-- Returns `created` (false: the key was taken, task_batch_get_by_key has its ids) and the seconds
+-- from now (the database's clock) to the batch's earliest execution_time, which the API uses to
+-- decide whether to wake the workers.
 -- $1 uuid[] ids, $2 text[] task types, $3 timestamptz[] execution times, $4 text[] payloads (JSON
 -- objects), $5 int[] each task's policy: its number (from 1) in the policy arrays that follow,
 -- which hold each distinct policy once: $6 int[] max_attempts, $7 text[] backoff kinds,
 -- $8 float8[] backoff base seconds, $9 float8[] backoff cap seconds, $10 bool[] retry_on_loss,
--- $11 float8[] timeout seconds.
-WITH ins AS (
+-- $11 float8[] timeout seconds, $12 text the batch's idempotency key or NULL.
+WITH batch AS (
+    INSERT INTO task_batches (idempotency_key, task_ids)
+    SELECT $12::text, $1::uuid[] WHERE $12::text IS NOT NULL
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING 1
+), ins AS (
     INSERT INTO tasks (
         id, task_type, execution_time, payload, max_attempts, backoff, backoff_base_seconds,
         backoff_cap_seconds, retry_on_loss, timeout_seconds
@@ -25,9 +33,15 @@ WITH ins AS (
         $6::int[], $7::text[], $8::float8[], $9::float8[], $10::bool[], $11::float8[]
     ) WITH ORDINALITY AS p(max_attempts, backoff, base, cap, retry_on_loss, timeout, policy)
         USING (policy)
+    WHERE $12::text IS NULL OR EXISTS (SELECT FROM batch)
     RETURNING execution_time
 )
-SELECT extract(epoch FROM min(execution_time) - now())::float8 AS due_in FROM ins;
+SELECT $12::text IS NULL OR EXISTS (SELECT FROM batch) AS created,
+    (SELECT extract(epoch FROM min(execution_time) - now())::float8 FROM ins) AS due_in;
+
+-- name: task_batch_get_by_key
+-- The ids of the batch submitted under an idempotency key, in request order. $1 text key.
+SELECT task_ids FROM task_batches WHERE idempotency_key = $1;
 
 -- name: task_insert_keyed
 -- Inserts one task under an idempotency key unless a task with that key exists (a concurrent
@@ -267,6 +281,24 @@ WITH old AS (
 ), gone AS (
     DELETE FROM tasks
     WHERE id = ANY(ARRAY(SELECT id FROM old))
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: task_batch_prune
+-- Deletes up to $2 bulk idempotency keys recorded more than $1 seconds before $3 timestamptz now
+-- (NULL: the database's clock), oldest first; pruners side by side share them (SKIP LOCKED).
+-- Returns how many it deleted.
+WITH old AS (
+    SELECT idempotency_key
+    FROM task_batches
+    WHERE created_at < coalesce($3::timestamptz, now()) - make_interval(secs => $1)
+    ORDER BY created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM task_batches
+    WHERE idempotency_key = ANY(ARRAY(SELECT idempotency_key FROM old))
     RETURNING 1
 )
 SELECT count(*) FROM gone;

@@ -1,4 +1,5 @@
-"""One Idempotency-Key sent 50 times at once through two API processes: exactly one task."""
+"""One Idempotency-Key sent 50 times at once through two API processes: exactly one task (POST
+/task), or exactly one batch (POST /tasks)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ REQUESTS = 50
 BODY = {"task_type": "noop", "execution_time": "2030-01-01T12:00:00Z"}
 
 
-async def post_all(urls: list[str], key: str) -> list[tuple[str, httpx.Response]]:
-    """POST the same keyed task REQUESTS times, alternating between the APIs, all at once."""
+async def post_all(
+    urls: list[str], key: str, path: str = "/task", body: object = BODY
+) -> list[tuple[str, httpx.Response]]:
+    """POST the same keyed body REQUESTS times, alternating between the APIs, all at once."""
     clients = [httpx.AsyncClient(base_url=url, timeout=30) for url in urls]
     go = asyncio.Event()
     ready = 0
@@ -30,7 +33,7 @@ async def post_all(urls: list[str], key: str) -> list[tuple[str, httpx.Response]
         if ready == REQUESTS:
             go.set()
         await go.wait()
-        response = await client.post("/task", json=BODY, headers={"Idempotency-Key": key})
+        response = await client.post(path, json=body, headers={"Idempotency-Key": key})
         return urls[i % len(urls)], response
 
     try:
@@ -56,3 +59,19 @@ def test_one_key_through_two_api_processes_makes_one_task(fleet: Fleet, dsn: str
     assert fetchval(dsn, "SELECT count(*) FROM tasks WHERE idempotency_key = $1", key) == 1
     assert fetchval(dsn, "SELECT count(*) FROM tasks") == 1
     assert fetchval(dsn, "SELECT id FROM tasks WHERE idempotency_key = $1", key) == task_id
+
+
+def test_one_key_through_two_api_processes_makes_one_batch(fleet: Fleet, dsn: str) -> None:
+    urls = [fleet.api(), fleet.api()]
+    key = f"e2e-{uuid4()}"
+    answers = asyncio.run(post_all(urls, key, "/tasks", [BODY] * 10))
+
+    codes = sorted(response.status_code for _, response in answers)
+    assert codes == [200] * (REQUESTS - 1) + [201], codes
+    batches = {tuple(response.json()["task_ids"]) for _, response in answers}
+    assert len(batches) == 1, batches
+    assert {url for url, _ in answers} == set(urls)
+    [ids] = batches
+    assert fetchval(dsn, "SELECT count(*) FROM tasks") == 10
+    stored = fetchval(dsn, "SELECT task_ids FROM task_batches WHERE idempotency_key = $1", key)
+    assert [str(i) for i in stored] == list(ids)  # type: ignore[union-attr]

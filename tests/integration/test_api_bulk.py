@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -97,3 +98,56 @@ async def test_the_body_is_decoded_once_by_the_strict_check(
     response = await client.post(path, json=body)
     assert response.status_code == 201, response.text
     assert len(await table(pool)) == (2 if path == "/tasks" else 1)
+
+
+# --- Idempotency-Key on POST /tasks ------------------------------------------------------------
+
+
+async def test_a_replay_of_a_keyed_batch_answers_its_ids_and_writes_nothing(
+    client: Client, pool: asyncpg.Pool
+) -> None:
+    key = {"Idempotency-Key": "nightly-2030-01-01"}
+    first = await client.post("/tasks", json=[item(i) for i in range(5)], headers=key)
+    assert first.status_code == 201, first.text
+    ids = first.json()["task_ids"]
+    before = await table(pool)
+    # The first request decides, whatever a replay's body says (as for POST /task).
+    again = await client.post("/tasks", json=[item(9, task_type="baz")], headers=key)
+    assert again.status_code == 200, again.text
+    assert again.json()["task_ids"] == ids
+    assert await table(pool) == before
+    other = await client.post("/tasks", json=[item(0)], headers={"Idempotency-Key": "another"})
+    assert other.status_code == 201
+    assert len(await table(pool)) == 6
+
+
+async def test_one_key_sent_at_once_many_times_makes_one_batch(
+    client: Client, pool: asyncpg.Pool
+) -> None:
+    items = [item(i) for i in range(20)]
+    headers = {"Idempotency-Key": "burst"}
+    answers = await asyncio.gather(
+        *(client.post("/tasks", json=items, headers=headers) for _ in range(20))
+    )
+    assert sorted(r.status_code for r in answers) == [200] * 19 + [201]
+    assert len({tuple(r.json()["task_ids"]) for r in answers}) == 1
+    assert len(await table(pool)) == 20
+
+
+async def test_a_keyed_batch_that_is_refused_takes_no_key(
+    client: Client, pool: asyncpg.Pool
+) -> None:
+    headers = {"Idempotency-Key": "retry-me"}
+    bad = await client.post("/tasks", json=[item(0), item(1, task_type="nope")], headers=headers)
+    assert_error(bad, 422, "[1].task_type")
+    good = await client.post("/tasks", json=[item(0), item(1)], headers=headers)
+    assert good.status_code == 201, good.text
+    assert len(await table(pool)) == 2
+
+
+@pytest.mark.parametrize("key", ["k" * 201, "a\x00b"], ids=["201 characters", "NUL"])
+async def test_a_bad_bulk_key_is_400(client: Client, pool: asyncpg.Pool, key: str) -> None:
+    response = await client.post("/tasks", json=[item(0)], headers={"Idempotency-Key": key})
+    assert_error(response, 400, "idempotency_key")
+    assert await table(pool) == []
+    assert await pool.fetchval("SELECT count(*) FROM task_batches") == 0

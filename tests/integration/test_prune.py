@@ -147,3 +147,19 @@ async def test_the_prune_walks_the_finished_index(dsn: str, status: str, plan_mo
         "tasks_finished_idx"
     }, scans
     assert not any(n["Node Type"] in ("Sort", "Seq Scan", "Hash Join") for n in found), found
+
+
+async def test_the_pruner_removes_bulk_keys_past_the_done_retention(pool) -> None:
+    old, young = [new_task("noop", T0)], [new_task("noop", T0)]
+    await queries.insert_many_keyed(pool, old, "old")
+    await queries.insert_many_keyed(pool, young, "young")
+    await pool.execute(
+        "UPDATE task_batches SET created_at = now() - interval '2 minutes' WHERE idempotency_key = 'old'"
+    )
+    pruner = Pruner(pool, interval=60, retention_done=60, retention_failed=60, batch=3)
+    await pruner.run_once()
+    assert pruner.keys_pruned == 1
+    assert await queries.batch_ids_by_key(pool, "old") is None
+    assert await queries.batch_ids_by_key(pool, "young") == [young[0].id]
+    # The tasks themselves follow their own retention (these are submitted: kept).
+    assert await remaining(pool) == {old[0].id, young[0].id}

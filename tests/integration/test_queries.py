@@ -70,6 +70,7 @@ async def test_a_task_naming_no_policy_fails_its_whole_batch(pool: asyncpg.Pool)
             [1.0],
             [False],
             [60.0],
+            None,
         )
     assert await pool.fetchval("SELECT count(*) FROM tasks") == 0
 
