@@ -154,7 +154,8 @@ async def test_the_pruner_removes_bulk_keys_past_the_done_retention(pool) -> Non
     await queries.insert_many_keyed(pool, old, "old")
     await queries.insert_many_keyed(pool, young, "young")
     await pool.execute(
-        "UPDATE task_batches SET created_at = now() - interval '2 minutes' WHERE idempotency_key = 'old'"
+        "UPDATE task_batches SET created_at = now() - interval '2 minutes' "
+        "WHERE idempotency_key = 'old'"
     )
     pruner = Pruner(pool, interval=60, retention_done=60, retention_failed=60, batch=3)
     await pruner.run_once()
