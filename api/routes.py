@@ -4,20 +4,21 @@ through api.errors."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from litestar import delete, get, post
+import msgspec
+from litestar import delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from api.bulk import create_tasks
 from api.errors import ApiError, DatabaseUnavailable
 from api.notifier import DueNotifier
-from api.schemas import TaskPage
-from api.submit import create_task
+from api.schemas import TaskChange, TaskPage
+from api.submit import body_check, checked_payload, checked_time, create_task
 from shared import queries
 from shared.registry import TASK_TYPE_PATTERN
 from shared.task import TaskStatus, TaskView
@@ -36,6 +37,22 @@ def _task_id(raw: str) -> UUID:
         return UUID(raw)
     except ValueError:
         raise ApiError(400, f"task_id: {raw!r} is not a UUID", field="task_id") from None
+
+
+async def _not_in(state: State, task_id: UUID, needed: TaskStatus, verb: str) -> ApiError:
+    """Why a guarded UPDATE that needed `needed` matched nothing, read afresh: 404 or 409."""
+    return _refusal(task_id, await queries.get(state.pool, task_id), needed, verb)
+
+
+def _refusal(task_id: UUID, row: Any, needed: TaskStatus, verb: str) -> ApiError:
+    if row is None:
+        return ApiError(404, f"no task {task_id}")
+    current = TaskStatus(row["status"])
+    return ApiError(
+        409,
+        f"task is {current.value}; only a {needed.value} task can be {verb}",
+        status=current.value,
+    )
 
 
 @get("/health", sync_to_thread=False, include_in_schema=False)
@@ -115,14 +132,33 @@ async def delete_task(task_id: FromPath[str], state: State) -> TaskView:
         return TaskView.from_record(row)
     # The guarded UPDATE matched nothing; read the state it met (a fresh snapshot) to say why.
     row = await queries.get(state.pool, tid)
-    if row is None:
-        raise ApiError(404, f"no task {task_id}")
-    current = TaskStatus(row["status"])
-    if current is TaskStatus.DELETED:
+    if row is not None and row["status"] == TaskStatus.DELETED:
         return TaskView.from_record(row)
-    raise ApiError(
-        409, f"task is {current.value}; only a submitted task can be deleted", status=current.value
-    )
+    raise _refusal(tid, row, TaskStatus.SUBMITTED, "deleted")
+
+
+check_change_body = body_check(msgspec.json.Decoder(TaskChange), "a JSON object")
+
+
+@patch("/task/{task_id:str}", before_request=check_change_body)
+async def change_task(task_id: FromPath[str], data: JSONBody[TaskChange], state: State) -> TaskView:
+    """Reschedule a submitted task (a new execution_time) or change its payload: a 200 means the
+    old values will never be used. Any other state answers 409."""
+    tid = _task_id(task_id)
+    if data.execution_time is msgspec.UNSET and data.payload is msgspec.UNSET:
+        raise ApiError(
+            400, "the request body names nothing to change; send execution_time, payload or both"
+        )
+    when = None if data.execution_time is msgspec.UNSET else checked_time(data.execution_time)
+    payload = None if data.payload is msgspec.UNSET else checked_payload(data.payload)
+    sent = asyncio.get_running_loop().time()
+    row = await queries.reschedule_submitted(state.pool, tid, when, payload)
+    if row is not None:
+        if when is not None:
+            notifier: DueNotifier = state.notifier
+            notifier.due_in(row["due_in"], since=sent)
+        return TaskView.from_record(row)
+    raise await _not_in(state, tid, TaskStatus.SUBMITTED, "changed")
 
 
 @post("/task/{task_id:str}/retry", status_code=HTTP_200_OK)
@@ -134,13 +170,17 @@ async def retry_task(task_id: FromPath[str], state: State) -> TaskView:
         notifier: DueNotifier = state.notifier
         notifier.due_in(0.0)
         return TaskView.from_record(row)
-    row = await queries.get(state.pool, tid)
-    if row is None:
-        raise ApiError(404, f"no task {task_id}")
-    current = TaskStatus(row["status"])
-    raise ApiError(
-        409, f"task is {current.value}; only a failed task can be retried", status=current.value
-    )
+    raise await _not_in(state, tid, TaskStatus.FAILED, "retried")
 
 
-ROUTES = [health, ready, create_task, create_tasks, get_task, list_tasks, delete_task, retry_task]
+ROUTES = [
+    health,
+    ready,
+    create_task,
+    create_tasks,
+    get_task,
+    list_tasks,
+    change_task,
+    delete_task,
+    retry_task,
+]

@@ -77,6 +77,14 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ) = None
 
 
+class TaskChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """PATCH /task/{id}: a new execution_time, a new payload, or both, for a task that is still
+    submitted. A field left out is unchanged."""
+
+    execution_time: AwareDatetime | msgspec.UnsetType = msgspec.UNSET
+    payload: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+
 class TaskCreated(msgspec.Struct):
     task_id: UUID
 

@@ -125,16 +125,7 @@ def _new_task(
             f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
             field="task_type",
         )
-    encoded = _encoder.encode(data.payload or {})
-    if len(encoded) > MAX_PAYLOAD_BYTES:
-        raise ApiError(
-            413,
-            f"payload: {len(encoded)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
-            field="payload",
-        )
-    payload = encoded.decode()
-    if holds_json_nul(payload):
-        raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
+    payload = checked_payload(data.payload or {})
     when = checked_time(data.execution_time)
     policy = policies[data.task_type]
     if _asked_policy(data) != _NONE_ASKED:
@@ -148,6 +139,22 @@ def _new_task(
         idempotency_key=key,
         **_columns(policy),
     )
+
+
+def checked_payload(payload: dict[str, Any]) -> str:
+    """`payload` as JSON text if it is within the size limit and jsonb can store it; else
+    ApiError."""
+    encoded = _encoder.encode(payload)
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        raise ApiError(
+            413,
+            f"payload: {len(encoded)} bytes is over the limit of {MAX_PAYLOAD_BYTES}",
+            field="payload",
+        )
+    text = encoded.decode()
+    if holds_json_nul(text):
+        raise ApiError(400, "payload: strings must not contain \\u0000", field="payload")
+    return text
 
 
 def checked_time(when: datetime) -> datetime:

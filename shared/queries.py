@@ -182,6 +182,17 @@ async def hand_back(db: Executor, worker_id: str, keep: Sequence[UUID]) -> list[
     return [row["id"] for row in rows]
 
 
+async def reschedule_submitted(
+    db: Executor, task_id: UUID, execution_time: datetime | None, payload: str | None
+) -> asyncpg.Record | None:
+    """Change a submitted task's time and/or payload (None: unchanged); the row with due_in, or
+    None if the task is not submitted."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        sql()["task_reschedule_submitted"], task_id, execution_time, payload
+    )
+    return row
+
+
 async def retry_failed(db: Executor, task_id: UUID) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await db.fetchrow(sql()["task_retry_failed"], task_id)
     return row

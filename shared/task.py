@@ -108,12 +108,17 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TaskView(msgspec.Struct, kw_only=True):
-    """A task as the API shows it. payload and result are raw JSON, passed through undecoded."""
+    """A task as the API shows it. payload and result are raw JSON, passed through undecoded.
+
+    execution_time is when the next attempt is due (retries, requeues and redrives move it);
+    scheduled_time is the time the task was submitted, or last rescheduled, for.
+    """
 
     task_id: UUID
     task_type: str
     status: TaskStatus
     execution_time: datetime
+    scheduled_time: datetime
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -132,6 +137,7 @@ class TaskView(msgspec.Struct, kw_only=True):
             task_type=row["task_type"],
             status=TaskStatus(row["status"]),
             execution_time=row["execution_time"],
+            scheduled_time=row["scheduled_time"] or row["execution_time"],
             created_at=row["created_at"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],

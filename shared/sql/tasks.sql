@@ -116,7 +116,8 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, (
 -- never overwrite what the rescuer decided or what a newer attempt does. An outcome is 'done';
 -- 'retry' (back to submitted, due after the given delay or the task's backoff, if it has attempts
 -- left; else failed); or 'fail' (failed whatever attempts are left). The error and its reason are
--- kept for the next attempt to see. Returns the ids written and the status each got.
+-- kept for the next attempt to see, and cleared by an attempt that is done; the first retry keeps
+-- the submitted time in scheduled_time. Returns the ids written and the status each got.
 -- The fence compares status as text so that no partial index on running rows can drive the
 -- statement: ANALYZE rarely sees a running row, and a plan that scans tasks_lease_idx (guessed at
 -- one row) and re-reads the whole batch for each row it finds costs running rows × batch, seconds
@@ -137,14 +138,16 @@ SET status = (CASE
                 t.backoff, t.backoff_base_seconds, t.backoff_cap_seconds, t.attempts)))
         ELSE t.execution_time
     END,
+    scheduled_time = coalesce(t.scheduled_time, t.execution_time),
     finished_at = CASE
         WHEN c.outcome = 'retry' AND t.attempts < t.max_attempts THEN NULL
         ELSE now()
     END,
     lease_expires_at = NULL,
     result = c.result::jsonb,
-    last_error = coalesce(c.error, t.last_error),
-    error_reason = coalesce(c.reason, t.error_reason)
+    -- The error of the latest attempt that failed; an attempt that succeeds clears it.
+    last_error = CASE WHEN c.outcome = 'done' THEN NULL ELSE coalesce(c.error, t.last_error) END,
+    error_reason = CASE WHEN c.outcome = 'done' THEN NULL ELSE coalesce(c.reason, t.error_reason) END
 FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[])
     AS c(id, attempt, outcome, result, error, reason, retry_in)
 WHERE t.id = c.id AND t.status::text = 'started_executing' AND t.attempts = c.attempt
@@ -196,6 +199,7 @@ SET status = (CASE
             t.backoff, t.backoff_base_seconds, t.backoff_cap_seconds, t.attempts))
         ELSE t.execution_time
     END,
+    scheduled_time = coalesce(t.scheduled_time, t.execution_time),
     finished_at = CASE
         WHEN t.retry_on_loss AND t.attempts < t.max_attempts THEN NULL
         ELSE coalesce($2::timestamptz, now())
@@ -257,11 +261,26 @@ SET status = 'deleted', finished_at = now()
 WHERE id = $1 AND status = 'submitted'
 RETURNING *;
 
+-- name: task_reschedule_submitted
+-- Changes a task only while it is submitted: once this commits, the old time and payload are never
+-- used. A claim holding the row makes this wait and then re-check the status (as a delete does).
+-- $1 uuid id, $2 timestamptz the new execution_time (NULL: unchanged; a new one is also the new
+-- scheduled_time), $3 text the new payload, a JSON object (NULL: unchanged). Returns the row and
+-- due_in, the seconds until it is due.
+UPDATE tasks
+SET execution_time = coalesce($2, execution_time),
+    scheduled_time = CASE WHEN $2 IS NULL THEN scheduled_time END,
+    payload = coalesce($3::jsonb, payload)
+WHERE id = $1 AND status = 'submitted'
+RETURNING *, extract(epoch FROM execution_time - now())::float8 AS due_in;
+
 -- name: task_retry_failed
 -- Redrive: puts a failed task back to submitted, due now, for one more attempt (its attempts and
--- last error are kept). Only a failed task; returns the row, or nothing. $1 uuid id.
+-- last error are kept; scheduled_time keeps the time it was submitted for). Only a failed task;
+-- returns the row, or nothing. $1 uuid id.
 UPDATE tasks
-SET status = 'submitted', execution_time = now(), finished_at = NULL, result = NULL
+SET status = 'submitted', execution_time = now(), finished_at = NULL, result = NULL,
+    scheduled_time = coalesce(scheduled_time, execution_time)
 WHERE id = $1 AND status = 'failed'
 RETURNING *;
 

@@ -38,6 +38,7 @@ TASK_FIELDS = {
     "task_type",
     "status",
     "execution_time",
+    "scheduled_time",
     "created_at",
     "started_at",
     "finished_at",
