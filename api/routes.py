@@ -20,6 +20,7 @@ from api.notifier import DueNotifier
 from api.schemas import TaskChange, TaskPage
 from api.submit import body_check, checked_payload, checked_time, create_task
 from shared import queries
+from shared.counts import TaskCounts, count_tasks
 from shared.registry import TASK_TYPE_PATTERN
 from shared.task import TaskStatus, TaskView
 
@@ -123,6 +124,13 @@ async def list_tasks(
     return TaskPage(tasks=tasks, next_cursor=next_cursor)
 
 
+@get("/stats")
+async def stats(state: State) -> TaskCounts:
+    """How many tasks there are of each status, by type: exact up to exact_up_to per status,
+    beyond it an estimate from the table's statistics (`exact: false`)."""
+    return await count_tasks(state.pool)
+
+
 @delete("/task/{task_id:str}", status_code=200)
 async def delete_task(task_id: FromPath[str], state: State) -> TaskView:
     """Delete a submitted task: a 200 guarantees it never starts. Any other state answers 409."""
@@ -183,4 +191,5 @@ ROUTES = [
     change_task,
     delete_task,
     retry_task,
+    stats,
 ]

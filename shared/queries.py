@@ -245,3 +245,13 @@ async def prune(
     """Delete up to `limit` tasks in `status` finished more than `older_than` seconds ago."""
     deleted: int = await db.fetchval(sql()["task_prune"], str(status), older_than, limit, now)
     return deleted
+
+
+async def count_bounded(db: Executor, limit: int) -> list[asyncpg.Record]:
+    """(status, task_type, n): exact counts, of at most `limit` tasks of each status."""
+    return await db.fetch(sql()["task_count_bounded"], limit)
+
+
+async def count_estimates(db: Executor) -> list[asyncpg.Record]:
+    """(status, task_type, n): the statistics' estimates for the most common pairs."""
+    return await db.fetch(sql()["task_count_estimates"])

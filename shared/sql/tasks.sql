@@ -321,3 +321,41 @@ WITH old AS (
     RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: task_count_bounded
+-- Counts the tasks of each status by type, exactly, but at most $1 int rows of each status: each
+-- branch walks its status's partial index (submitted: tasks_due_idx, running: tasks_lease_idx,
+-- failed and deleted: tasks_page_idx, done: tasks_finished_idx) and stops after $1 rows, so the
+-- cost is bounded whatever the table holds. A status that reaches $1 is estimated instead
+-- (task_count_estimates). Returns (status, task_type, n).
+SELECT 'submitted' AS status, task_type, count(*) AS n
+FROM (SELECT task_type FROM tasks WHERE status = 'submitted' LIMIT $1) AS s GROUP BY task_type
+UNION ALL
+SELECT 'started_executing', task_type, count(*)
+FROM (SELECT task_type FROM tasks WHERE status = 'started_executing' LIMIT $1) AS s
+GROUP BY task_type
+UNION ALL
+SELECT 'done', task_type, count(*)
+FROM (SELECT task_type FROM tasks WHERE status = 'done' AND finished_at IS NOT NULL LIMIT $1) AS s
+GROUP BY task_type
+UNION ALL
+SELECT 'failed', task_type, count(*)
+FROM (SELECT task_type FROM tasks WHERE status = 'failed' LIMIT $1) AS s GROUP BY task_type
+UNION ALL
+SELECT 'deleted', task_type, count(*)
+FROM (SELECT task_type FROM tasks WHERE status = 'deleted' LIMIT $1) AS s GROUP BY task_type;
+
+-- name: task_count_estimates
+-- What ANALYZE last found of the tasks table: its estimated row count times the fraction of rows
+-- that each of the most common (status, task_type) pairs holds (the tasks_status_type statistics,
+-- whose pairs are in attnames' order; no rows before the first ANALYZE, or for a user who does
+-- not own the table). Returns (status, task_type, n) estimates.
+SELECT s.most_common_vals[i][array_position(s.attnames, 'status')] AS status,
+    s.most_common_vals[i][array_position(s.attnames, 'task_type')] AS task_type,
+    round(s.most_common_freqs[i] * greatest(c.reltuples, 0))::bigint AS n
+FROM pg_class AS c
+CROSS JOIN pg_stats_ext AS s
+CROSS JOIN LATERAL generate_subscripts(s.most_common_freqs, 1) AS i
+WHERE c.oid = 'tasks'::regclass
+    AND s.schemaname = current_schema() AND s.tablename = 'tasks'
+    AND s.statistics_name = 'tasks_status_type';
