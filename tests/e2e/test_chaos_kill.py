@@ -138,6 +138,6 @@ def test_sigkill_mid_attempt_with_retry_on_loss_runs_attempt_2_elsewhere(
     print(f"attempt 2 started {lag:.2f}s after the rescuer put the task back")
     assert row["attempts"] == 2
     assert row["result"] == {"pid": killed.survivor.pid, "attempt": 2}
-    assert row["error_reason"] == "lost", "why attempt 1 ended is kept"
+    assert (row["error_reason"], row["last_error"]) == (None, None), "a success clears the loss"
     assert runs(dsn, killed.victim) == [(1, killed.doomed.pid), (2, killed.survivor.pid)]
     assert_bystanders_untouched(fleet, dsn, killed)
