@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
 
 from api.errors import EXCEPTION_HANDLERS
 from api.inserter import Inserter
 from api.notifier import DueNotifier
+from api.openapi import assets_router, openapi_config
 from api.routes import ROUTES
 from shared import db
 from shared.registry import check_policy, known_task_types, registered
@@ -64,9 +65,11 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
         for name in task_types
     }
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, assets_router()],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(title="duetime", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(importlib.metadata.version("duetime"), task_types),
+        # Our own log format (shared.logs), not Litestar's default handler on the root logger.
+        logging_config=None,
         state=State({"task_types": task_types, "policies": policies, "settings": settings}),
     )

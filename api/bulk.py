@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
 from litestar import Response, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.errors import ApiError
 from api.inserter import Inserter
-from api.schemas import MAX_BULK, MAX_BULK_BODY_BYTES, TaskCreate, TasksCreated
+from api.openapi import errors
+from api.schemas import MAX_BULK, MAX_BULK_BODY_BYTES, TaskItem, TasksCreated
 from api.submit import KEY_TRIES, KeyHeader, body_check, checked_key, new_tasks
 from shared import queries
 from shared.task import NewTask
 
 _ARRAY = f"a JSON array of 1 to {MAX_BULK} tasks"
-check_bulk_body = body_check(msgspec.json.Decoder(list[TaskCreate]), _ARRAY)
+check_bulk_body = body_check(msgspec.json.Decoder(list[TaskItem]), _ARRAY)
 
 
 async def _insert_keyed(state: State, tasks: list[NewTask], key: str) -> tuple[list[UUID], bool]:
@@ -45,15 +47,19 @@ async def _insert_keyed(state: State, tasks: list[NewTask], key: str) -> tuple[l
     request_max_body_size=MAX_BULK_BODY_BYTES,
     before_request=check_bulk_body,
     responses={
+        **errors(400, 409, 413, 415, 422, 503),
         HTTP_200_OK: ResponseSpec(
             data_container=TasksCreated,
             description="A replay: a batch was already submitted under this idempotency key; "
             "its ids, nothing written.",
-        )
+        ),
     },
 )
 async def create_tasks(
-    data: JSONBody[list[TaskCreate]], state: State, idempotency_header: KeyHeader = None
+    # The bounds documented, not enforced here: the handler's own check says them in its words.
+    data: Annotated[list[TaskItem], Body(schema_extra={"minItems": 1, "maxItems": MAX_BULK})],
+    state: State,
+    idempotency_header: KeyHeader = None,
 ) -> Response[TasksCreated]:
     """Submit many tasks at once: all are written, or none (the first refused one is named as
     `[i].field`). The ids come back in the order of the request. With an Idempotency-Key, a

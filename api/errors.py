@@ -58,11 +58,16 @@ def api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
 _PATH = re.compile(r"`\$\.([\w.\[\]]+)`")
 
 
-def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """Litestar's body/param validation, reworded so the message starts with the field's name."""
     field: str | None = None
     message = exc.detail
     extra = exc.extra if isinstance(exc.extra, list) else []
+    if extra and isinstance(extra[0], dict) and extra[0].get("source") == "path":
+        # The one typed path parameter is task_id, a UUID.
+        key = str(extra[0].get("key"))
+        raw = request.path_params.get(key)
+        return _respond(400, ErrorBody(detail=f"{key}: {raw!r} is not a UUID", field=key))
     if extra and isinstance(extra[0], dict):
         first = extra[0]
         message = str(first.get("message", message))

@@ -1,5 +1,5 @@
-"""The routes: thin handlers over shared.queries (POST /task is in api.submit); errors go
-through api.errors."""
+"""The routes: thin handlers over shared.queries (POST /task is in api.submit, POST /tasks in
+api.bulk, the probes in api.probes); errors go through api.errors."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ import asyncio
 from typing import Annotated, Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from api.bulk import create_tasks
-from api.errors import ApiError, DatabaseUnavailable
+from api.errors import ApiError
 from api.notifier import DueNotifier
-from api.schemas import TaskChange, TaskPage
+from api.openapi import errors
+from api.probes import health, ready
+from api.schemas import MAX_PAYLOAD_BYTES, TaskChange, TaskPage
 from api.submit import body_check, checked_payload, checked_time, create_task
 from shared import queries
 from shared.counts import TaskCounts, count_tasks
@@ -27,17 +30,6 @@ from shared.task import TaskStatus, TaskView
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 _STATUSES = ", ".join(s.value for s in TaskStatus)
-# GET /ready waits this long for the database before answering 503.
-READY_TIMEOUT_SECONDS = 2.0
-# An id no task has (UUIDv7 ids are never nil): looking it up is the readiness probe.
-_NO_TASK = UUID(int=0)
-
-
-def _task_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ApiError(400, f"task_id: {raw!r} is not a UUID", field="task_id") from None
 
 
 async def _not_in(state: State, task_id: UUID, needed: TaskStatus, verb: str) -> ApiError:
@@ -56,44 +48,48 @@ def _refusal(task_id: UUID, row: Any, needed: TaskStatus, verb: str) -> ApiError
     )
 
 
-@get("/health", sync_to_thread=False, include_in_schema=False)
-def health() -> dict[str, str]:
-    """The process is up; says nothing about the database (GET /ready does)."""
-    return {"status": "ok"}
+TaskId = Annotated[
+    UUID,
+    Parameter(description="The task's id, as POST /task answered it."),
+]
 
 
-@get("/ready", include_in_schema=False)
-async def ready(state: State) -> dict[str, str]:
-    """200 when the database answers a query through the pool within 2 s, else 503."""
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            # A primary-key lookup rather than SELECT 1 (SQL lives in shared/sql): it also
-            # proves the schema is there.
-            await queries.get(state.pool, _NO_TASK)
-    except TimeoutError:
-        raise DatabaseUnavailable(f"no answer within {READY_TIMEOUT_SECONDS:g} s") from None
-    except asyncpg.PostgresError as exc:
-        # The server answers but cannot serve (no such database, schema not migrated, ...).
-        raise DatabaseUnavailable(str(exc)) from exc
-    return {"status": "ready"}
-
-
-@get("/task/{task_id:str}")
-async def get_task(task_id: FromPath[str], state: State) -> TaskView:
+@get("/task/{task_id:str}", responses=errors(400, 404, 503))
+async def get_task(task_id: TaskId, state: State) -> TaskView:
     """One task, with its status, attempts, payload and result."""
-    row = await queries.get(state.pool, _task_id(task_id))
+    row = await queries.get(state.pool, task_id)
     if row is None:
         raise ApiError(404, f"no task {task_id}")
     return TaskView.from_record(row)
 
 
-@get("/task")
+# The query parameters are taken as text and checked by the handler (its messages name them);
+# the schema says what they must be.
+def _documented(**schema: Any) -> Any:
+    return QueryParameter(schema_extra={"one_of": None, "type": "string", **schema})
+
+
+@get("/task", responses=errors(400, 503))
 async def list_tasks(
     state: State,
-    status: FromQuery[str | None] = None,
-    task_type: Annotated[str | None, QueryParameter(name="type")] = None,
-    limit: FromQuery[int] = DEFAULT_PAGE,
-    cursor: FromQuery[str | None] = None,
+    status: Annotated[str | None, _documented(enum=[s.value for s in TaskStatus])] = None,
+    task_type: Annotated[
+        str | None,
+        QueryParameter(
+            name="type",
+            schema_extra={"one_of": None, "type": "string", "pattern": TASK_TYPE_PATTERN.pattern},
+        ),
+    ] = None,
+    limit: Annotated[int, QueryParameter(schema_extra={"minimum": 1, "maximum": MAX_PAGE})] = (
+        DEFAULT_PAGE
+    ),
+    cursor: Annotated[
+        str | None,
+        QueryParameter(
+            description="next_cursor of the previous page.",
+            schema_extra={"one_of": None, "type": "string", "format": "uuid"},
+        ),
+    ] = None,
 ) -> TaskPage:
     """Tasks in creation order, a keyset page at a time; pass next_cursor back as cursor."""
     status_filter: TaskStatus | None = None
@@ -124,17 +120,17 @@ async def list_tasks(
     return TaskPage(tasks=tasks, next_cursor=next_cursor)
 
 
-@get("/stats")
+@get("/stats", responses=errors(503))
 async def stats(state: State) -> TaskCounts:
     """How many tasks there are of each status, by type: exact up to exact_up_to per status,
     beyond it an estimate from the table's statistics (`exact: false`)."""
     return await count_tasks(state.pool)
 
 
-@delete("/task/{task_id:str}", status_code=200)
-async def delete_task(task_id: FromPath[str], state: State) -> TaskView:
+@delete("/task/{task_id:str}", status_code=200, responses=errors(400, 404, 409, 503))
+async def delete_task(task_id: TaskId, state: State) -> TaskView:
     """Delete a submitted task: a 200 guarantees it never starts. Any other state answers 409."""
-    tid = _task_id(task_id)
+    tid = task_id
     row = await queries.delete_submitted(state.pool, tid)
     if row is not None:
         return TaskView.from_record(row)
@@ -148,11 +144,16 @@ async def delete_task(task_id: FromPath[str], state: State) -> TaskView:
 check_change_body = body_check(msgspec.json.Decoder(TaskChange), "a JSON object")
 
 
-@patch("/task/{task_id:str}", before_request=check_change_body)
-async def change_task(task_id: FromPath[str], data: JSONBody[TaskChange], state: State) -> TaskView:
+@patch(
+    "/task/{task_id:str}",
+    before_request=check_change_body,
+    request_max_body_size=2 * MAX_PAYLOAD_BYTES,
+    responses=errors(400, 404, 409, 413, 415, 503),
+)
+async def change_task(task_id: TaskId, data: JSONBody[TaskChange], state: State) -> TaskView:
     """Reschedule a submitted task (a new execution_time) or change its payload: a 200 means the
     old values will never be used. Any other state answers 409."""
-    tid = _task_id(task_id)
+    tid = task_id
     if data.execution_time is msgspec.UNSET and data.payload is msgspec.UNSET:
         raise ApiError(
             400, "the request body names nothing to change; send execution_time, payload or both"
@@ -169,10 +170,10 @@ async def change_task(task_id: FromPath[str], data: JSONBody[TaskChange], state:
     raise await _not_in(state, tid, TaskStatus.SUBMITTED, "changed")
 
 
-@post("/task/{task_id:str}/retry", status_code=HTTP_200_OK)
-async def retry_task(task_id: FromPath[str], state: State) -> TaskView:
+@post("/task/{task_id:str}/retry", status_code=HTTP_200_OK, responses=errors(400, 404, 409, 503))
+async def retry_task(task_id: TaskId, state: State) -> TaskView:
     """Redrive a failed task: submitted again, due now, for one more attempt. Else 409."""
-    tid = _task_id(task_id)
+    tid = task_id
     row = await queries.retry_failed(state.pool, tid)
     if row is not None:
         notifier: DueNotifier = state.notifier
@@ -181,7 +182,37 @@ async def retry_task(task_id: FromPath[str], state: State) -> TaskView:
     raise await _not_in(state, tid, TaskStatus.FAILED, "retried")
 
 
-ROUTES = [
+def _answer_options(allow: str) -> Any:
+    def options() -> Response[None]:
+        return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": allow})
+
+    return options
+
+
+def _options(handlers: list[HTTPRouteHandler]) -> list[HTTPRouteHandler]:
+    """An OPTIONS handler for each path that several handlers serve: Litestar 2.x's own lists
+    only the first one's methods (litestar-org/litestar#4169, fixed in 3.x). They must be
+    registered before the handlers they describe."""
+    methods: dict[str, set[str]] = {}
+    handlers_of: dict[str, int] = {}
+    for handler in handlers:
+        for path in handler.paths:
+            methods.setdefault(path, set()).update(handler.http_methods)
+            handlers_of[path] = handlers_of.get(path, 0) + 1
+    return [
+        HTTPRouteHandler(
+            path,
+            http_method=[HttpMethod.OPTIONS],
+            include_in_schema=False,
+            sync_to_thread=False,
+            name=f"options {path}",
+        )(_answer_options(", ".join(sorted(methods[path] | {"OPTIONS"}))))
+        for path in methods
+        if handlers_of[path] > 1
+    ]
+
+
+_HANDLERS: list[HTTPRouteHandler] = [
     health,
     ready,
     create_task,
@@ -193,3 +224,4 @@ ROUTES = [
     retry_task,
     stats,
 ]
+ROUTES = [*_options(_HANDLERS), *_HANDLERS]

@@ -25,6 +25,10 @@ AwareDatetime = Annotated[
         tz=True,
         description=f"RFC 3339 with an offset, e.g. 2026-11-23T12:00:00Z; the date {FIRST_DAY} "
         f"to {LAST_DAY}",
+        # For the schema (Litestar reads "extra" as schema attributes): not the first or last day.
+        extra_json_schema={
+            "extra": {"pattern": f"^(?!{FIRST_DAY.year:04d}-01-01|{LAST_DAY.year}-12-31)"}
+        },
     ),
 ]
 TaskTypeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
@@ -32,13 +36,16 @@ _INHERITED = " Omitted: the task type's (@task), else the server's (DUETIME_*)."
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=YEAR_SECONDS)]
 
 
-def _about(text: str) -> msgspec.Meta:
-    return msgspec.Meta(description=text + _INHERITED)
+def _about(text: str, **schema: object) -> msgspec.Meta:
+    """A policy field's description; `schema`: what Litestar must be told of its bounds (it
+    drops a `ge=0` or `gt=0` on an optional field, and reads "extra" as schema attributes)."""
+    return msgspec.Meta(description=text + _INHERITED, extra_json_schema={"extra": schema})
 
 
-class TaskCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """POST /task: when to run which type of task, with an optional JSON object payload, an
-    optional failure policy (a field omitted is inherited) and an optional idempotency key."""
+class TaskItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A task of POST /tasks: when to run which type of task, with an optional JSON object
+    payload and an optional failure policy (a field omitted is inherited). A batch is keyed by
+    the Idempotency-Key header as a whole, so an item takes no key."""
 
     task_type: TaskTypeName
     execution_time: AwareDatetime
@@ -48,21 +55,28 @@ class TaskCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | None
     ) = None
     backoff: Annotated[Backoff, _about("How the wait before a retry grows.")] | None = None
-    backoff_base_seconds: Annotated[Seconds, _about("The backoff's unit, 0 to 1 year.")] | None = (
-        None
-    )
+    backoff_base_seconds: (
+        Annotated[Seconds, _about("The backoff's unit, 0 to 1 year.", minimum=0)] | None
+    ) = None
     backoff_cap_seconds: (
-        Annotated[Seconds, _about("The longest backoff: base to 1 year.")] | None
+        Annotated[Seconds, _about("The longest backoff: base to 1 year.", minimum=0)] | None
     ) = None
     retry_on_loss: (
         Annotated[bool, _about("Whether an attempt lost with its worker is retried.")] | None
     ) = None
     timeout_seconds: (
         Annotated[
-            float, msgspec.Meta(gt=0, le=YEAR_SECONDS), _about("How long one attempt may run.")
+            float,
+            msgspec.Meta(gt=0, le=YEAR_SECONDS),
+            _about("How long one attempt may run.", exclusive_minimum=0),
         ]
         | None
     ) = None
+
+
+class TaskCreate(TaskItem, kw_only=True):
+    """POST /task: a task as in a batch, and an optional idempotency key."""
+
     idempotency_key: (
         Annotated[
             str,
@@ -96,6 +110,21 @@ class TasksCreated(msgspec.Struct):
 class TaskPage(msgspec.Struct):
     tasks: list[TaskView]
     next_cursor: str | None
+
+
+# The error bodies as the schema documents them (ErrorBody is what is sent).
+class FieldError(msgspec.Struct, forbid_unknown_fields=True):
+    """What was wrong with the request; `field` names the part at fault, when one is."""
+
+    detail: str
+    field: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class StateError(msgspec.Struct, forbid_unknown_fields=True):
+    """The task's state forbids this; `status` names it."""
+
+    detail: str
+    status: str
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):

@@ -21,6 +21,7 @@ from litestar.utils.scope.state import ScopeState
 from api.errors import ApiError
 from api.inserter import Inserter
 from api.notifier import DueNotifier
+from api.openapi import errors
 from api.schemas import (
     FIRST_DAY,
     LAST_DAY,
@@ -28,6 +29,7 @@ from api.schemas import (
     MAX_PAYLOAD_BYTES,
     TaskCreate,
     TaskCreated,
+    TaskItem,
 )
 from shared import queries
 from shared.ids import new_task_id
@@ -92,21 +94,14 @@ def new_task(data: TaskCreate, state: State, key: str | None) -> NewTask:
     return _new_task(data, state.task_types, state.policies, key)
 
 
-def new_tasks(items: list[TaskCreate], state: State) -> list[NewTask]:
-    """new_task for each item of a bulk request, which takes no idempotency keys; the first
-    refused item's field is named as `[i].field`."""
+def new_tasks(items: list[TaskItem], state: State) -> list[NewTask]:
+    """new_task for each item of a bulk request; the first refused item's field is named as
+    `[i].field`."""
     known: frozenset[str] = state.task_types
     policies: dict[str, TaskPolicy] = state.policies
     tasks = []
     for i, item in enumerate(items):
         try:
-            if item.idempotency_key is not None:
-                raise ApiError(
-                    400,
-                    "idempotency_key: not taken per task in bulk; send an Idempotency-Key header "
-                    "for the whole batch, or keyed tasks to POST /task",
-                    field="idempotency_key",
-                )
             tasks.append(_new_task(item, known, policies, None))
         except ApiError as exc:
             if exc.body.field is not None:
@@ -117,7 +112,7 @@ def new_tasks(items: list[TaskCreate], state: State) -> list[NewTask]:
 
 
 def _new_task(
-    data: TaskCreate, known: frozenset[str], policies: dict[str, TaskPolicy], key: str | None
+    data: TaskItem, known: frozenset[str], policies: dict[str, TaskPolicy], key: str | None
 ) -> NewTask:
     if data.task_type not in known:
         raise ApiError(
@@ -180,7 +175,7 @@ def _columns(policy: TaskPolicy) -> dict[str, Any]:
     return msgspec.structs.asdict(policy)
 
 
-def resolve_policy(data: TaskCreate, beneath: TaskPolicy) -> TaskPolicy:
+def resolve_policy(data: TaskItem, beneath: TaskPolicy) -> TaskPolicy:
     """The request's policy over `beneath` (its type's over the settings'), checked."""
     asked = TaskPolicy(
         max_attempts=data.max_attempts,
@@ -237,6 +232,13 @@ KeyHeader = Annotated[
     HeaderParameter(
         name="Idempotency-Key",
         required=False,
+        # Documented, checked by checked_key (its message names the field).
+        schema_extra={
+            "one_of": None,
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_KEY_LENGTH,
+        },
         description=f"1 to {MAX_KEY_LENGTH} characters: a request repeated with the same key "
         "answers 200 with what the first one created, and writes nothing.",
     ),
@@ -272,11 +274,12 @@ async def _insert_keyed(state: State, task: NewTask) -> tuple[UUID, bool]:
     request_max_body_size=2 * MAX_PAYLOAD_BYTES,
     before_request=check_task_body,
     responses={
+        **errors(400, 409, 413, 415, 422, 503),
         HTTP_200_OK: ResponseSpec(
             data_container=TaskCreated,
             description="A replay: a task was already submitted under this idempotency key; "
             "its id, nothing written.",
-        )
+        ),
     },
 )
 async def create_task(

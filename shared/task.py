@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -126,8 +126,22 @@ class TaskView(msgspec.Struct, kw_only=True):
     max_attempts: int
     last_error: str | None
     error_reason: str | None
-    payload: msgspec.Raw
-    result: msgspec.Raw | None
+    # The schema of raw JSON, as Litestar reads it from msgspec.Meta: its "extra" are set on the
+    # field's schema (one_of=None: any JSON value, not oneOf [{}, null], which null matches twice).
+    payload: Annotated[
+        msgspec.Raw,
+        msgspec.Meta(
+            description="The task's payload: a JSON object.",
+            extra_json_schema={"extra": {"type": "object"}},
+        ),
+    ]
+    result: Annotated[
+        msgspec.Raw | None,
+        msgspec.Meta(
+            description="What the handler returned, any JSON value; null until it is done.",
+            extra_json_schema={"extra": {"one_of": None}},
+        ),
+    ]
 
     @classmethod
     def from_record(cls, row: Any) -> TaskView:
