@@ -57,6 +57,9 @@ ImportOpt = Annotated[
 ]
 HostOpt = Annotated[str, _setting("host", "HOST", "Interface to listen on")]
 PortOpt = Annotated[int, _setting("port", "PORT", "HTTP port")]
+AccessLogOpt = Annotated[
+    bool, _setting("access_log", "", "One log line per HTTP request (costs every request)")
+]
 ConcurrencyOpt = Annotated[
     int, _setting("concurrency", "N", "Attempts one worker runs at once", min=1)
 ]
@@ -116,6 +119,7 @@ def dev(
     data_dir: Annotated[
         str, _setting("data_dir", "DIR", "Embedded PostgreSQL's home (without DATABASE_URL)")
     ] = _DEFAULTS.data_dir,
+    access_log: AccessLogOpt = True,  # on a laptop, seeing each request beats its cost
     import_: ImportOpt = None,
 ) -> None:
     """Everything on one machine: PostgreSQL (embedded unless DATABASE_URL is set), migrations,
@@ -123,7 +127,14 @@ def dev(
     from shared.devserver import run_dev
 
     os.environ["DUETIME_ROLE"] = "dev"
-    settings = _settings(import_, host=host, port=port, concurrency=concurrency, data_dir=data_dir)
+    settings = _settings(
+        import_,
+        host=host,
+        port=port,
+        concurrency=concurrency,
+        data_dir=data_dir,
+        access_log=access_log,
+    )
     raise typer.Exit(run_dev(settings, workers=workers))
 
 
@@ -134,13 +145,14 @@ def api(
     processes: Annotated[
         int, typer.Option(metavar="N", help="API processes (uvicorn workers)", min=1)
     ] = 1,
+    access_log: AccessLogOpt = _DEFAULTS.access_log,
     import_: ImportOpt = None,
 ) -> None:
     """Serve the HTTP API."""
     from api.main import run_api
 
     os.environ.setdefault("DUETIME_ROLE", "api")
-    settings = _settings(import_, host=host, port=port)
+    settings = _settings(import_, host=host, port=port, access_log=access_log)
     with _one_line_errors():
         run_api(settings, processes=processes)
 

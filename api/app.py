@@ -19,8 +19,6 @@ from shared.registry import check_policy, known_task_types, registered
 from shared.settings import Settings
 from shared.task import TaskPolicy
 
-CONNECT_TIMEOUT_SECONDS = 5.0
-
 
 def _type_policy(own: TaskPolicy, default: TaskPolicy) -> TaskPolicy:
     """A type's policy over the settings', complete; an inherited cap rises to a larger base
@@ -37,14 +35,15 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         # No connection opened up front: the API starts while the database is down, answers 503
         # meanwhile, and connects when a request first needs it.
-        pool = await db.create_pool(
+        pool = await db.open_pool(
             dsn or db.resolve_dsn(settings),
+            # Past it a query, or the wait for a connection, is a 503 (api/errors.py).
+            deadline=settings.db_timeout_seconds,
             size=settings.db_pool_size,
             min_size=0,
             application_name="duetime-api",
             server_settings=db.API_SERVER_SETTINGS,
-            # A database that drops packets (rather than refusing) means 503 after this, not 60 s.
-            timeout=CONNECT_TIMEOUT_SECONDS,
+            timeout=settings.db_timeout_seconds,  # connecting, within each acquire's deadline
         )
         app.state.pool = pool
         notifier = DueNotifier(pool, horizon=settings.wake_horizon_seconds)

@@ -95,7 +95,12 @@ def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Res
         _Warned.at = now
         log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
     # A socket error's text names the database's address, which clients need not learn.
-    reason = type(exc).__name__ if isinstance(exc, OSError) else str(exc) or type(exc).__name__
+    if isinstance(exc, db.DatabaseTimeout):
+        reason = str(exc)
+    elif isinstance(exc, OSError):
+        reason = type(exc).__name__
+    else:
+        reason = str(exc) or type(exc).__name__
     return _respond(
         503,
         ErrorBody(detail=f"database unavailable: {reason}"),

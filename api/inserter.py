@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-import asyncpg
-
 from api.notifier import DueNotifier
 from shared import queries
 from shared.task import NewTask
@@ -20,7 +18,7 @@ from shared.task import NewTask
 class Inserter:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: queries.Executor,
         notifier: DueNotifier,
         *,
         max_batch: int = 1000,

@@ -29,7 +29,7 @@ def run_api(settings: Settings, *, processes: int) -> None:
         workers=processes if processes > 1 else None,
         loop="uvloop",
         http="httptools",
-        access_log=False,
+        access_log=settings.access_log,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )

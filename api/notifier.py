@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class DueNotifier:
-    def __init__(self, pool: asyncpg.Pool, *, horizon: float, interval: float = 0.01) -> None:
+    def __init__(self, pool: queries.Executor, *, horizon: float, interval: float = 0.01) -> None:
         self._pool = pool
         self._horizon = horizon
         self._interval = interval

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import urllib.parse
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
 from shared.settings import Settings
 
 EMBEDDED_DATABASE = "duetime"
+T = TypeVar("T")
 
 # Worker connections: with statistics taken while the table was small (fresh deploy, bulk load)
 # the planner answers the claim with a bitmap scan that sorts every due row, 18x slower at 50k due
@@ -90,11 +93,75 @@ async def create_pool(
     return pool
 
 
+class DatabaseTimeout(TimeoutError):
+    """The database did not hand out a connection, or answer a statement, within the deadline."""
+
+
+class TimedPool:
+    """A pool whose every statement, with the wait for its connection, has a deadline.
+
+    A database that stops answering without closing the connection (a frozen network path, a
+    stalled proxy or server) would otherwise hold each caller until the kernel gives up on the
+    socket, minutes later. Past the deadline the connection is dropped (terminated: no cancel
+    request, which would wait on the same frozen path) and the pool opens a new one on a later
+    acquire. The statement may still have reached the server and committed: a caller that gets
+    DatabaseTimeout knows as little as after a connection reset, and must be safe either way.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, seconds: float) -> None:
+        self.raw = pool
+        self.seconds = seconds
+        self.timeouts = 0  # statements or acquires given up on
+
+    async def _run(self, call: Callable[[asyncpg.pool.PoolConnectionProxy], Awaitable[T]]) -> T:
+        end = asyncio.get_running_loop().time() + self.seconds
+        try:
+            async with asyncio.timeout_at(end):
+                conn = await self.raw.acquire()
+        except TimeoutError as exc:
+            self.timeouts += 1
+            raise DatabaseTimeout(f"no database connection within {self.seconds:g}s") from exc
+        try:
+            async with asyncio.timeout_at(end):
+                return await call(conn)
+        except TimeoutError as exc:
+            self.timeouts += 1
+            conn.terminate()  # frees its place in the pool; release below is then a no-op
+            raise DatabaseTimeout(f"the database did not answer within {self.seconds:g}s") from exc
+        except asyncio.CancelledError:
+            # Cancelled from outside mid-statement: the answer is still due on this socket, and
+            # the pool would wait for it on release (for ever, on a frozen path).
+            conn.terminate()
+            raise
+        finally:
+            await self.raw.release(conn)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._run(lambda conn: conn.fetch(query, *args))
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        return await self._run(lambda conn: conn.fetchrow(query, *args))
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._run(lambda conn: conn.fetchval(query, *args))
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return await self._run(lambda conn: conn.execute(query, *args))
+
+    async def close(self) -> None:
+        await self.raw.close()
+
+
+async def open_pool(dsn: str, *, deadline: float, **kwargs: Any) -> TimedPool:
+    """create_pool's pool behind a deadline of `deadline` seconds per statement (TimedPool)."""
+    return TimedPool(await create_pool(dsn, **kwargs), deadline)
+
+
 # No usable connection to Postgres right now, never "this statement is wrong": worth retrying
 # later (the pools reconnect by themselves). Statement errors (a constraint, a cancelled query,
 # bad SQL) are not among them.
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
-    OSError,  # refused, reset, unreachable, DNS; TimeoutError (a connect timeout) is one too
+    OSError,  # refused, reset, unreachable, DNS; TimeoutError (a connect timeout, a deadline)
     asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
     asyncpg.InternalClientError,  # the protocol lost its place with its connection
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08: connection exceptions

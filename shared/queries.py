@@ -12,13 +12,14 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import TimedPool
 from shared.task import NewTask, TaskStatus
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy  # what a pool hands out
-Executor = Conn | asyncpg.Pool
+Executor = Conn | asyncpg.Pool | TimedPool  # TimedPool: what the API and workers use
 
 
 @functools.cache
@@ -177,8 +178,14 @@ async def rescue_expired(
 
 
 async def hand_back(db: Executor, worker_id: str, keep: Sequence[UUID]) -> list[UUID]:
-    """Return to submitted every attempt of `worker_id` not in `keep`; their ids."""
+    """Return to submitted every attempt of `worker_id` (and its claims) not in `keep`; ids."""
     rows = await db.fetch(sql()["task_hand_back"], worker_id, keep)
+    return [row["id"] for row in rows]
+
+
+async def hand_back_claims(db: Executor, claim_ids: Sequence[str]) -> list[UUID]:
+    """Return to submitted whatever the claims `claim_ids` (never answered) recorded; ids."""
+    rows = await db.fetch(sql()["task_hand_back_claims"], claim_ids)
     return [row["id"] for row in rows]
 
 

@@ -26,6 +26,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
     db_pool_size: int = 10
+    # API and workers: the deadline of every statement, with the wait for its connection. A
+    # database that stops answering is then a 503 (API) or a retry on a new connection (worker)
+    # after this, not a wait of minutes on a socket the network froze.
+    db_timeout_seconds: Positive = 5.0
+    # One line per HTTP request (uvicorn's access log): off, as it costs every request; on in dev.
+    access_log: bool = False
     # Modules whose @task handlers to register (api: their names; worker: their handlers).
     imports: tuple[str, ...] = ()
     # Extra task type names the API accepts besides the built-in and registered ones.

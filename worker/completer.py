@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class Completer:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: queries.Executor,
         *,
         flush_seconds: float,
         on_requeued: Callable[[], None] = lambda: None,

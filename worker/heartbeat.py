@@ -2,16 +2,15 @@
 
 An attempt missing from the answer was resolved by the rescuer while this worker was away
 (paused, cut off, too slow to beat): the worker is told, cancels the handler and drops its result.
+Each beat also runs `each_beat` (the worker hands back claims that may have landed late).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
-
-import asyncpg
 
 from shared import queries
 from shared.db import DB_ERRORS
@@ -22,18 +21,20 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: queries.Executor,
         worker_id: str,
         *,
         lease_seconds: float,
         held: Callable[[], Sequence[tuple[UUID, int]]],
         on_lost: Callable[[UUID, int], None],
+        each_beat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
         self._worker_id = worker_id
         self._lease_seconds = lease_seconds
         self._held = held
         self._on_lost = on_lost
+        self._each_beat = each_beat
         self.interval = lease_seconds / 3  # two beats may fail before a lease runs out
 
     async def run_once(self) -> list[tuple[UUID, int]]:
@@ -61,3 +62,8 @@ class Heartbeat:
             except DB_ERRORS as exc:
                 # The next beat tries again; leases outlive two missed beats.
                 log.warning("renewing leases failed (%s)", exc)
+            if self._each_beat is not None:
+                try:
+                    await self._each_beat()
+                except DB_ERRORS as exc:
+                    log.warning("handing back abandoned claims failed (%s)", exc)

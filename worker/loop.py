@@ -29,6 +29,7 @@ from shared import db, queries
 from shared.registry import Registered, TaskContext
 from shared.settings import Settings
 from shared.task import ClaimedTask
+from worker.abandoned import AbandonedClaims
 from worker.completer import Completer
 from worker.executor import Executor
 from worker.heartbeat import Heartbeat
@@ -69,7 +70,9 @@ class Worker:
         self._wake = asyncio.Event()
         self._due_at = 0.0  # loop time when work may next be due; in the past: claim now
         self._stopping = asyncio.Event()
-        self._hand_back_due = False  # a claim broke: rows it committed may never have reached us
+        self.abandoned = AbandonedClaims()  # claims that failed: they may commit yet
+        self._claim_seq = 0  # each claim records its own id, f"{self.id}#{n}"
+        self._hand_back_due = False  # a claim broke: hand back what it recorded before the next
 
     def stop(self) -> None:
         """Stop claiming now; run() then lets running attempts finish (see run's grace)."""
@@ -78,8 +81,12 @@ class Worker:
 
     async def run(self, *, grace: float = 30.0) -> None:
         settings = self.settings
-        pool = await db.create_pool(
+        pool = await db.open_pool(
             self.dsn,
+            # A claim, heartbeat or result write that gets no answer in time is given up on, its
+            # connection dropped and the statement retried on a new one (see AbandonedClaims).
+            deadline=settings.db_timeout_seconds,
+            timeout=settings.db_timeout_seconds,  # connecting, within each acquire's deadline
             size=settings.worker_pool_size,
             min_size=0,  # start (and keep running) while the database is down: claims retry
             application_name="duetime-worker",
@@ -101,6 +108,7 @@ class Worker:
                 + completer.buffered
             ),
             on_lost=self._lose,
+            each_beat=lambda: self._hand_back_abandoned(pool),  # late-landing claims
         )
         rescuer = Rescuer(pool, interval=settings.rescue_interval_seconds)
         pruner = Pruner(
@@ -171,15 +179,20 @@ class Worker:
                     return
                 await asyncio.sleep(0.2)
 
-    async def _release(self, pool: asyncpg.Pool, completer: Completer) -> None:
-        """At exit: hand back claims that never reached this worker (a claim cut off)."""
-        with contextlib.suppress(*db.DB_ERRORS):
-            await self._hand_back(pool, completer)
-
-    async def _hand_back(self, pool: asyncpg.Pool, completer: Completer) -> None:
+    async def _release(self, pool: queries.Executor, completer: Completer) -> None:
+        """At exit: hand back whatever is recorded under this worker and not running here (a
+        claim cut off)."""
         keep = [*self.running, *(task_id for task_id, _ in completer.buffered)]
-        ids = await queries.hand_back(pool, self.id, keep)
-        self._hand_back_due = False
+        with contextlib.suppress(*db.DB_ERRORS):
+            self._handed_back(await queries.hand_back(pool, self.id, keep))
+
+    async def _hand_back_abandoned(self, pool: queries.Executor) -> None:
+        ids = await self.abandoned.hand_back(pool)
+        self._handed_back(ids)
+        if ids:
+            self._on_due(0.0)  # they may be due: claim them (or what is due instead) now
+
+    def _handed_back(self, ids: list[UUID]) -> None:
         if ids:
             self.handed_back += len(ids)
             log.warning("handed back %d claimed attempts that never reached this worker", len(ids))
@@ -205,7 +218,7 @@ class Worker:
             self._due_at = due_at
             self._wake.set()
 
-    async def _claim_loop(self, pool: asyncpg.Pool, completer: Completer) -> None:
+    async def _claim_loop(self, pool: queries.Executor, completer: Completer) -> None:
         settings = self.settings
         types = self.executor.task_types
         loop = asyncio.get_running_loop()
@@ -232,15 +245,19 @@ class Worker:
             # Until the claim answers, the alarm is unset: a NOTIFY for a task committed after the
             # claim's snapshot sets it meanwhile, and the min() below keeps it.
             self._due_at = math.inf
+            self._claim_seq += 1
+            claim_id = f"{self.id}#{self._claim_seq}"
             try:
                 if self._hand_back_due:
-                    await self._hand_back(pool, completer)
+                    await self._hand_back_abandoned(pool)
+                    self._hand_back_due = False
                 sent = loop.time()  # next_due_in counts from the claim's start, not its answer
-                claim = await queries.claim_due(pool, free, self.id, settings.lease_seconds, types)
+                claim = await queries.claim_due(pool, free, claim_id, settings.lease_seconds, types)
                 backoff = 0.1
             except db.DB_ERRORS as exc:
-                # The claim may have committed with its answer lost on the way: hand back what
-                # is recorded under this worker but not running here before claiming again.
+                # The claim may have committed with its answer lost on the way, or may commit
+                # later: its rows are handed back before the next claim and on every heartbeat.
+                self.abandoned.add(claim_id)
                 self._hand_back_due = True
                 log.warning("claim failed (%s); retrying in %.1fs", exc, backoff)
                 self._due_at = min(self._due_at, loop.time() + backoff)

@@ -13,8 +13,6 @@ import asyncio
 import logging
 import random
 
-import asyncpg
-
 from shared import queries
 from shared.db import DB_ERRORS
 from shared.task import TaskStatus
@@ -27,7 +25,7 @@ BATCH = 1000
 class Pruner:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: queries.Executor,
         *,
         interval: float,
         retention_done: float,

@@ -11,8 +11,6 @@ import asyncio
 import logging
 import random
 
-import asyncpg
-
 from shared import queries
 from shared.db import DB_ERRORS
 
@@ -20,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Rescuer:
-    def __init__(self, pool: asyncpg.Pool, *, interval: float, batch: int = 500) -> None:
+    def __init__(self, pool: queries.Executor, *, interval: float, batch: int = 500) -> None:
         self._pool = pool
         self.interval = interval
         self._batch = batch

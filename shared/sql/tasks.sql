@@ -69,7 +69,8 @@ SELECT * FROM tasks WHERE idempotency_key = $1;
 SELECT pg_notify('duetime_due', $1);
 
 -- name: task_claim_due
--- Claims up to $1 due submitted tasks, oldest due first, for worker $2 with a lease of $3 seconds,
+-- Claims up to $1 due submitted tasks, oldest due first, for $2 (the worker's id for this claim,
+-- `worker#n`: see task_hand_back_claims) with a lease of $3 seconds,
 -- of the task types in $4 text[] (those it has handlers for). $5 timestamptz now (NULL: the
 -- database's clock). SKIP LOCKED lets any number of workers claim side by side; the partial index
 -- tasks_due_idx drives the scan whatever the statistics say. The UPDATE takes the ids as an array,
@@ -154,7 +155,8 @@ WHERE t.id = c.id AND t.status::text = 'started_executing' AND t.attempts = c.at
 RETURNING t.id, t.status;
 
 -- name: task_heartbeat_many
--- Renews the leases of the attempts worker $3 is running, by $4 seconds from now. $1 uuid[] ids,
+-- Renews the leases of the attempts worker $3 is running, by $4 seconds from now: rows recorded
+-- under its id or one of its claims' (`$3#n`, see task_hand_back_claims). $1 uuid[] ids,
 -- $2 int[] attempts. Fenced like a completion: returns the ids still held; an attempt missing
 -- from the answer was resolved by the rescuer (its lease had expired) and must be abandoned.
 -- The worker is checked in the SET and the answer, not the WHERE: ANALYZE has rarely seen a
@@ -163,14 +165,15 @@ RETURNING t.id, t.status;
 WITH beat AS (
     UPDATE tasks AS t
     SET lease_expires_at = CASE
-        WHEN t.worker_id = $3 THEN now() + make_interval(secs => $4)
+        WHEN t.worker_id = $3 OR starts_with(t.worker_id, $3 || '#')
+        THEN now() + make_interval(secs => $4)
         ELSE t.lease_expires_at
     END
     FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
     WHERE t.id = h.id AND t.status::text = 'started_executing' AND t.attempts = h.attempt
     RETURNING t.id, t.worker_id
 )
-SELECT id FROM beat WHERE worker_id = $3;
+SELECT id FROM beat WHERE worker_id = $3 OR starts_with(worker_id, $3 || '#');
 
 -- name: task_rescue_expired
 -- Resolves up to $1 attempts whose lease expired before $2 timestamptz now (NULL: the database's
@@ -213,16 +216,31 @@ RETURNING t.id, t.status, t.attempts, t.worker_id,
     extract(epoch FROM t.execution_time - coalesce($2::timestamptz, now()))::float8 AS due_in;
 
 -- name: task_hand_back
--- Gives back every attempt recorded under worker $1 that it is not running, listed in $2 uuid[]
--- (running, or finished with the result not yet written): claims whose rows never reached it (a
--- connection cut after the claim committed) or that it released at shutdown. They were never
--- started, so they return to submitted and the attempt is not counted. Returns the ids.
+-- At a worker's exit, gives back every attempt recorded under worker $1 (or one of its claims,
+-- `$1#n`) that it is not running, listed in $2 uuid[] (running, or finished with the result not
+-- yet written): claims whose rows never reached it, or that it released at shutdown. They were
+-- never started, so they return to submitted and the attempt is not counted. Returns the ids.
 UPDATE tasks
 SET status = 'submitted',
     attempts = attempts - 1,
     started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END,
     lease_expires_at = NULL
-WHERE status = 'started_executing' AND worker_id = $1 AND NOT id = ANY($2::uuid[])
+WHERE status = 'started_executing' AND (worker_id = $1 OR starts_with(worker_id, $1 || '#'))
+    AND NOT id = ANY($2::uuid[])
+RETURNING id;
+
+-- name: task_hand_back_claims
+-- Gives back the rows of claims whose answer never reached their worker, $1 text[] of claim ids
+-- (each claim records its own worker id, `worker#n`): a claim that failed or passed its deadline
+-- may still commit later, when its statement, held up on the way, reaches the server. No attempt
+-- of such a claim was started, and none of its ids is ever used again for a claim, so whatever
+-- is recorded under them returns to submitted uncounted, whenever it landed. Returns the ids.
+UPDATE tasks
+SET status = 'submitted',
+    attempts = attempts - 1,
+    started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END,
+    lease_expires_at = NULL
+WHERE status = 'started_executing' AND worker_id = ANY($1::text[])
 RETURNING id;
 
 -- name: task_get

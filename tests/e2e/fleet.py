@@ -82,13 +82,13 @@ class Fleet:
         self.names[proc.pid] = name
         return proc
 
-    def api(self) -> str:
+    def api(self, name: str = "api", **env: str) -> str:
         port = free_port()
-        proc = self.start("api", api_args("127.0.0.1", port))
+        proc = self.start(name, api_args("127.0.0.1", port), **env)
         url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
-            assert proc.poll() is None, f"api exited: {self.log('api')}"
+            assert proc.poll() is None, f"api exited: {self.log(name)}"
             try:
                 return httpx.get(f"{url}/health", timeout=1).status_code == 200
             except httpx.HTTPError:

@@ -172,6 +172,37 @@ async def test_hand_back_returns_unstarted_claims_without_counting_them(pool) ->
     assert (again["id"], again["attempts"]) == (orphan, 1)
 
 
+async def test_a_workers_claims_are_its_own_and_no_other_workers(pool) -> None:
+    """Each claim records `worker#n`: the heartbeat and the exit hand-back of w1 cover its claims'
+    rows, never those of w10 (whose id w1 is a prefix of) or of w2."""
+    mine, also_mine, w10s, w2s = await add(pool, 4)
+    await queries.claim_due(pool, 1, "w1#1", 30, TYPES, now=T0)
+    await queries.claim_due(pool, 1, "w1#2", 30, TYPES, now=T0)
+    await queries.claim_due(pool, 1, "w10#1", 30, TYPES, now=T0)
+    await queries.claim_due(pool, 1, "w2", 30, TYPES, now=T0)
+    everything = [mine, also_mine, w10s, w2s]
+    assert await queries.heartbeat_many(pool, everything, [1] * 4, "w1", 60) == {mine, also_mine}
+    assert set(await queries.hand_back(pool, "w1", [mine])) == {also_mine}
+    assert [await status(pool, t) for t in everything] == [
+        "started_executing",
+        "submitted",
+        "started_executing",
+        "started_executing",
+    ]
+
+
+async def test_hand_back_claims_returns_only_what_those_claims_recorded(pool) -> None:
+    lost, kept, others = await add(pool, 3)
+    await queries.claim_due(pool, 1, "w1#7", 30, TYPES, now=T0)  # the claim whose answer was lost
+    await queries.claim_due(pool, 1, "w1#8", 30, TYPES, now=T0)
+    await queries.claim_due(pool, 1, "w2#7", 30, TYPES, now=T0)
+    assert await queries.hand_back_claims(pool, ["w1#7", "w1#9"]) == [lost]
+    r = await row(pool, lost)
+    assert (r["status"], r["attempts"], r["started_at"]) == ("submitted", 0, None)
+    assert await status(pool, kept) == await status(pool, others) == "started_executing"
+    assert await queries.hand_back_claims(pool, ["w1#7"]) == []  # again: nothing left
+
+
 async def test_redrive_puts_only_a_failed_task_back(pool) -> None:
     failed, done = await add(pool, 2)
     await queries.claim_due(pool, 2, "w1", 30, TYPES, now=T0)

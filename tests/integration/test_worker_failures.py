@@ -177,26 +177,63 @@ async def test_the_worker_rescues_other_workers_expired_leases(pool, running) ->
     assert "dead-worker" in row["last_error"]
 
 
+async def abandoned_claim(pool, worker, claim: str, when) -> object:
+    """A task recorded as claimed by `claim`, one of the worker's claims whose answer it never
+    got (a connection cut, or its deadline passed), as if that claim had committed."""
+    orphan = await submit(pool, "noop", when)
+    await pool.execute(
+        """UPDATE tasks SET status = 'started_executing', attempts = 1, started_at = now(),
+           worker_id = $1, lease_expires_at = now() + interval '1 hour' WHERE id = $2""",
+        claim,
+        orphan,
+    )
+    return orphan
+
+
 async def test_a_broken_claim_is_handed_back_before_the_next(pool, dsn, running) -> None:
     async def noop(ctx: TaskContext) -> None:
         return None
 
     worker = running(handlers(noop=noop))
     await until(lambda: worker.idle_sleeps >= 1)
-    # Rows claimed under this worker's id whose answer never reached it (the connection broke).
-    orphan = await submit(pool, "noop", await db_now(pool) + timedelta(hours=1))
-    await pool.execute(
-        """UPDATE tasks SET status = 'started_executing', attempts = 1, started_at = now(),
-           worker_id = $1, lease_expires_at = now() + interval '1 hour' WHERE id = $2""",
-        worker.id,
-        orphan,
-    )
+    claim = f"{worker.id}#broken"
+    orphan = await abandoned_claim(pool, worker, claim, await db_now(pool) + timedelta(hours=1))
+    worker.abandoned.add(claim)
     worker._hand_back_due = True  # what a failed claim sets
     await pool.execute("UPDATE tasks SET execution_time = now() WHERE id = $1", orphan)
     await queries.notify_due(pool, 0)
     row = await wait_status(pool, orphan, TaskStatus.DONE)
     assert row["attempts"] == 1  # handed back uncounted, then run once
     assert worker.handed_back == 1
+
+
+async def test_a_claim_that_lands_after_it_was_given_up_is_handed_back(pool, running) -> None:
+    """A claim past its deadline may commit later, when its statement, held on a frozen path,
+    reaches the server after the worker has handed back what the claim had recorded (nothing
+    yet). The heartbeat keeps handing the claim back: the late rows return to submitted, uncounted,
+    and run once; rows of the claims it runs are never touched."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def noop(ctx: TaskContext) -> None:
+        started.set()
+        await release.wait()
+
+    worker = running(handlers(noop=noop), SETTINGS.with_(lease_seconds=0.6))  # a beat each 0.2 s
+    running_one = await submit(pool, "noop", await db_now(pool))
+    await asyncio.wait_for(started.wait(), 10)
+    claim = f"{worker.id}#late"
+    worker.abandoned.add(claim)
+    passes = worker.abandoned.passes
+    await until(lambda: worker.abandoned.passes >= passes + 2)  # handed back: nothing yet
+    assert worker.handed_back == 0
+    late = await abandoned_claim(pool, worker, claim, await db_now(pool))  # it lands now
+    await until(lambda: worker.handed_back == 1)
+    release.set()
+    row = await wait_status(pool, late, TaskStatus.DONE)
+    assert row["attempts"] == 1
+    row = await wait_status(pool, running_one, TaskStatus.DONE)
+    assert row["attempts"] == 1
 
 
 async def test_an_async_handler_that_swallows_its_timeout_has_its_result_discarded(
