@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.enums import HttpMethod
 
 from api.errors import DatabaseUnavailable
-from shared import queries
+from shared import db, queries
 
 # GET /ready waits this long for the database before answering 503.
 READY_TIMEOUT_SECONDS = 2.0
@@ -35,6 +35,8 @@ async def ready(state: State) -> dict[str, str]:
             # A primary-key lookup rather than SELECT 1 (SQL lives in shared/sql): it also
             # proves the schema is there.
             await queries.get(state.pool, _NO_TASK)
+    except db.DatabaseTimeout:
+        raise  # the pool's own deadline, shorter than ours: a 503 that says so
     except TimeoutError:
         raise DatabaseUnavailable(f"no answer within {READY_TIMEOUT_SECONDS:g} s") from None
     except asyncpg.PostgresError as exc:

@@ -41,6 +41,7 @@ class Completer:
         self._lock = asyncio.Lock()  # run() and a final flush() must not write one batch twice
         self.written = 0
         self.stale = 0
+        self._rewriting = False  # the last write failed: it may have landed all the same
 
     def add(self, outcome: Finish) -> None:
         self._buffer.append(outcome)
@@ -65,6 +66,7 @@ class Completer:
                 await self.flush()
                 backoff = 0.1
             except CONNECTION_ERRORS as exc:
+                self._rewriting = True
                 log.warning(
                     "writing %d results failed (%s); retrying in %.1fs",
                     len(self._buffer),
@@ -95,10 +97,14 @@ class Completer:
                         self.stale += 1
                         log.warning(
                             "dropped the result of task %s attempt %d: the attempt is no longer "
-                            "running (its lease was resolved or a newer attempt owns it)",
+                            "running (its lease was resolved or a newer attempt owns it%s)",
                             f.task_id,
                             f.attempt,
+                            ", or the write given up on before this one landed"
+                            if self._rewriting
+                            else "",
                         )
+            self._rewriting = False
             self._pending.clear()
 
     async def _one_by_one(self, batch: list[Finish], error: Exception) -> dict[UUID, TaskStatus]:

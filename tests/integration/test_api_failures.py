@@ -299,6 +299,14 @@ async def test_ready_is_503_when_the_database_does_not_answer() -> None:
     assert 1.5 < elapsed < 10
 
 
+async def test_ready_with_a_shorter_deadline_says_which() -> None:
+    settings = Settings(db_timeout_seconds=0.5)
+    response, elapsed = await timed_against_a_silent_database("/ready", settings)
+    assert_unavailable(response)
+    assert "no database connection within 0.5s" in response.json()["detail"]
+    assert 0.4 < elapsed < 0.5 + 3
+
+
 async def test_a_database_that_never_answers_is_503_within_the_deadline() -> None:
     settings = Settings(db_timeout_seconds=1.5)
     response, elapsed = await timed_against_a_silent_database(f"/task/{uuid4()}", settings)
