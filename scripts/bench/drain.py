@@ -17,18 +17,20 @@ from .processes import Processes, process_env
 POLL_SECONDS = 0.2
 
 FINISHED = "SELECT count(*) FROM tasks WHERE status IN ('done', 'failed')"
-# Claims per worker: now() is the claim transaction's start, so each claim has its own started_at.
+# Claims per worker (each claim records `worker#n`: the worker is what comes before the #): now()
+# is the claim transaction's start, so each claim has its own started_at.
 # The statistics are the loaded table's (all submitted): a join here would be planned as if no row
 # were done, and be quadratic, so the start of the run is a scalar subquery (computed once).
 SHARES = """
-SELECT worker_id, count(*) AS tasks, count(DISTINCT started_at) AS claims,
+SELECT split_part(worker_id, '#', 1) AS worker_id, count(*) AS tasks,
+       count(DISTINCT started_at) AS claims,
        extract(epoch FROM min(started_at) - (SELECT min(started_at) FROM tasks))::float8
            AS first_claim_s,
        extract(epoch FROM max(finished_at) - (SELECT min(started_at) FROM tasks))::float8
            AS last_finish_s
 FROM tasks
 WHERE status = 'done'
-GROUP BY worker_id
+GROUP BY 1
 ORDER BY first_claim_s
 """
 

@@ -101,14 +101,15 @@ WHERE started_at >= $1
 """
 RUN_SHARES = """
 WITH run AS (SELECT worker_id, status, started_at, finished_at FROM tasks WHERE started_at >= $1)
-SELECT worker_id, count(*) AS tasks, count(DISTINCT started_at) AS claims,
+SELECT split_part(worker_id, '#', 1) AS worker_id, count(*) AS tasks,
+       count(DISTINCT started_at) AS claims,
        extract(epoch FROM min(started_at) - (SELECT min(started_at) FROM run))::float8
            AS first_claim_s,
        extract(epoch FROM max(finished_at) - (SELECT min(started_at) FROM run))::float8
            AS last_finish_s
 FROM run
 WHERE status = 'done'
-GROUP BY worker_id
+GROUP BY 1
 ORDER BY first_claim_s
 """
 
