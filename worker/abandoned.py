@@ -14,16 +14,31 @@ from collections.abc import Callable
 from uuid import UUID
 
 from shared import queries
+from worker.service import Every, Service
 
 # Beyond Linux's default TCP retransmission limit (tcp_retries2 = 15: about 15.4 minutes), after
 # which nothing a worker sent on a connection can still arrive.
 KEEP_SECONDS = 20 * 60.0
 
 
-class AbandonedClaims:
+class AbandonedClaims(Service):
+    """Hands back, every `interval` (the heartbeat's), whatever the abandoned claims recorded,
+    through `db` (the worker's pool, set once it is open); `on_handed_back` hears of the ids (the
+    worker counts them and claims at once)."""
+
+    name = "handing back abandoned claims"
+
     def __init__(
-        self, keep_seconds: float = KEEP_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        interval: float,
+        on_handed_back: Callable[[list[UUID]], None] = lambda ids: None,
+        keep_seconds: float = KEEP_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.db: queries.Executor | None = None
+        self.every = Every(interval, jitter=0.0)
+        self._on_handed_back = on_handed_back
         self._keep = keep_seconds
         self._clock = clock
         self._since: dict[str, float] = {}  # claim id -> when it was abandoned
@@ -41,12 +56,15 @@ class AbandonedClaims:
             del self._since[claim_id]
         return list(self._since)
 
-    async def hand_back(self, db: queries.Executor) -> list[UUID]:
+    async def run_once(self) -> list[UUID]:
         """Return to submitted whatever the abandoned claims recorded so far; the ids."""
         ids = self.ids
         if not ids:
             return []
-        handed = await queries.hand_back_claims(db, ids)
+        assert self.db is not None, "no pool to hand back through"
+        handed = await queries.hand_back_claims(self.db, ids)
         self.passes += 1
         self.handed_back += len(handed)
+        if handed:
+            self._on_handed_back(handed)
         return handed

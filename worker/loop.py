@@ -5,9 +5,10 @@ loop sleeps until then, never longer than the wake horizon: no blind fixed poll.
 is due in N s") only moves that alarm earlier, so a task due later wakes nobody now; a finished
 attempt wakes the loop to refill its slot if work is due.
 
-Beside it run the completer (writes outcomes), the heartbeat (renews leases; a lost one cancels
-its attempt), the rescuer (resolves other workers' expired leases), the pruner (deletes finished
-tasks past their retention) and the waker (LISTEN).
+Beside it run the completer (writes outcomes) and the services (worker/service.py): the
+heartbeat (renews leases; a lost one cancels its attempt), the hand-back of abandoned claims, the
+rescuer (resolves other workers' expired leases), the pruner (deletes finished tasks past their
+retention) and the waker (LISTEN).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from worker.executor import Executor
 from worker.heartbeat import Heartbeat
 from worker.pruner import Pruner
 from worker.rescuer import Rescuer
+from worker.service import run_service
 from worker.waker import Waker
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,10 @@ class Worker:
         self._wake = asyncio.Event()
         self._due_at = 0.0  # loop time when work may next be due; in the past: claim now
         self._stopping = asyncio.Event()
-        self.abandoned = AbandonedClaims()  # claims that failed: they may commit yet
+        # Claims that failed: they may commit yet. Handed back as often as leases are renewed.
+        self.abandoned = AbandonedClaims(
+            interval=settings.lease_seconds / 3, on_handed_back=self._on_handed_back
+        )
         self._claim_seq = 0  # each claim records its own id, f"{self.id}#{n}"
         self._hand_back_due = False  # a claim broke: hand back what it recorded before the next
 
@@ -108,7 +113,6 @@ class Worker:
                 + completer.buffered
             ),
             on_lost=self._lose,
-            each_beat=lambda: self._hand_back_abandoned(pool),  # late-landing claims
         )
         rescuer = Rescuer(pool, interval=settings.rescue_interval_seconds)
         pruner = Pruner(
@@ -118,9 +122,13 @@ class Worker:
             retention_failed=settings.retention_failed_seconds,
         )
         waker = self.waker = Waker(self.dsn, self._on_due)
+        self.abandoned.db = pool
         services = [
-            asyncio.create_task(service.run())
-            for service in (completer, heartbeat, rescuer, pruner, waker)
+            asyncio.create_task(completer.run()),
+            *(
+                asyncio.create_task(run_service(service))
+                for service in (heartbeat, self.abandoned, rescuer, pruner, waker)
+            ),
         ]
         log.info(
             "worker %s running %s, concurrency %d",
@@ -186,11 +194,9 @@ class Worker:
         with contextlib.suppress(*db.DB_ERRORS):
             self._handed_back(await queries.hand_back(pool, self.id, keep))
 
-    async def _hand_back_abandoned(self, pool: queries.Executor) -> None:
-        ids = await self.abandoned.hand_back(pool)
+    def _on_handed_back(self, ids: list[UUID]) -> None:
         self._handed_back(ids)
-        if ids:
-            self._on_due(0.0)  # they may be due: claim them (or what is due instead) now
+        self._on_due(0.0)  # they may be due: claim them (or what is due instead) now
 
     def _handed_back(self, ids: list[UUID]) -> None:
         if ids:
@@ -249,7 +255,7 @@ class Worker:
             claim_id = f"{self.id}#{self._claim_seq}"
             try:
                 if self._hand_back_due:
-                    await self._hand_back_abandoned(pool)
+                    await self.abandoned.run_once()
                     self._hand_back_due = False
                 sent = loop.time()  # next_due_in counts from the claim's start, not its answer
                 claim = await queries.claim_due(pool, free, claim_id, settings.lease_seconds, types)

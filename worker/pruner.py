@@ -9,20 +9,16 @@ docs/operations.md.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
-
 from shared import queries
-from shared.db import DB_ERRORS
 from shared.task import TaskStatus
-
-log = logging.getLogger(__name__)
+from worker.service import Every, Service
 
 BATCH = 1000
 
 
-class Pruner:
+class Pruner(Service):
+    name = "pruning finished tasks"
+
     def __init__(
         self,
         pool: queries.Executor,
@@ -33,7 +29,7 @@ class Pruner:
         batch: int = BATCH,
     ) -> None:
         self._pool = pool
-        self.interval = interval
+        self.every = Every(interval)  # 0: off
         self._retention = {
             TaskStatus.DONE: retention_done,
             TaskStatus.DELETED: retention_done,
@@ -42,6 +38,7 @@ class Pruner:
         self._batch = batch
         self.pruned: dict[TaskStatus, int] = dict.fromkeys(self._retention, 0)
         self.keys_pruned = 0
+        self._keys = 0  # bulk keys pruned by the last pass
 
     async def run_once(self) -> dict[TaskStatus, int]:
         """Delete every task past its retention now; how many of each status."""
@@ -53,16 +50,20 @@ class Pruner:
                 self.pruned[status] += deleted
                 if deleted < self._batch:
                     break
-        await self._prune_batch_keys(self._retention[TaskStatus.DONE])
-        if any(counts.values()):
-            log.info(
-                "pruned %d finished tasks: %s",
-                sum(counts.values()),
-                ", ".join(f"{n} {status}" for status, n in counts.items()),
-            )
+        self._keys = await self._prune_batch_keys(self._retention[TaskStatus.DONE])
         return counts
 
-    async def _prune_batch_keys(self, older_than: float) -> None:
+    @property
+    def enabled(self) -> bool:
+        return self.every.seconds > 0  # else finished tasks are kept for ever
+
+    def summary(self, did: dict[TaskStatus, int]) -> str | None:
+        if not any(did.values()) and not self._keys:
+            return None
+        tasks = ", ".join(f"{n} {status}" for status, n in did.items())
+        return f"pruned {sum(did.values())} finished tasks ({tasks}), {self._keys} bulk keys"
+
+    async def _prune_batch_keys(self, older_than: float) -> int:
         """A replay of a bulk request answers its first ids as long as a done task is kept."""
         total = 0
         while True:
@@ -71,16 +72,4 @@ class Pruner:
             if deleted < self._batch:
                 break
         self.keys_pruned += total
-        if total:
-            log.info("pruned %d bulk idempotency keys", total)
-
-    async def run(self) -> None:
-        if self.interval <= 0:
-            return  # pruning turned off: finished tasks are kept for ever
-        while True:
-            # Jitter keeps a fleet started together from pruning in lockstep.
-            await asyncio.sleep(self.interval * random.uniform(0.5, 1.5))
-            try:
-                await self.run_once()
-            except DB_ERRORS as exc:
-                log.warning("pruning finished tasks failed (%s)", exc)
+        return total

@@ -7,20 +7,20 @@ UPDATE (failed with reason 'lost', or submitted again if the task allows retry o
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 
 from shared import queries
-from shared.db import DB_ERRORS
+from worker.service import Every, Service
 
 log = logging.getLogger(__name__)
 
 
-class Rescuer:
+class Rescuer(Service):
+    name = "rescuing expired leases"
+
     def __init__(self, pool: queries.Executor, *, interval: float, batch: int = 500) -> None:
         self._pool = pool
-        self.interval = interval
+        self.every = Every(interval)
         self._batch = batch
         self.rescued = 0
 
@@ -45,12 +45,3 @@ class Rescuer:
                 break
         self.rescued += total
         return total
-
-    async def run(self) -> None:
-        while True:
-            # Jitter keeps a fleet started together from rescuing in lockstep.
-            await asyncio.sleep(self.interval * random.uniform(0.5, 1.5))
-            try:
-                await self.run_once()
-            except DB_ERRORS as exc:
-                log.warning("rescuing expired leases failed (%s)", exc)
