@@ -15,17 +15,9 @@ from api.notifier import DueNotifier
 from api.openapi import assets_router, openapi_config
 from api.routes import ROUTES
 from shared import db
-from shared.registry import check_policy, known_task_types, registered
+from shared import policy as policies
+from shared.registry import known_task_types, registered
 from shared.settings import Settings
-from shared.task import TaskPolicy
-
-
-def _type_policy(own: TaskPolicy, default: TaskPolicy) -> TaskPolicy:
-    """A type's policy over the settings', complete; an inherited cap rises to a larger base
-    (as Settings.policy() does), so a request that names no policy field can use it as it is."""
-    policy = own.resolve(default)
-    check_policy(policy)
-    return policy
 
 
 def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
@@ -58,9 +50,10 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
     task_types = known_task_types(settings.task_types)
     default = settings.policy()
     handlers = registered()
-    # Each type's policy over the settings', fixed when the app is made, like the known types.
-    policies = {
-        name: _type_policy(handlers[name].policy, default) if name in handlers else default
+    # Each type's policy over the settings', complete and checked when the app is made (so a
+    # request that names no policy field uses it as it is), like the known types.
+    type_policies = {
+        name: policies.resolve(handlers[name].policy, default) if name in handlers else default
         for name in task_types
     }
     return Litestar(
@@ -70,5 +63,5 @@ def create_app(settings: Settings, dsn: str | None = None) -> Litestar:
         openapi_config=openapi_config(importlib.metadata.version("duetime"), task_types),
         # Our own log format (shared.logs), not Litestar's default handler on the root logger.
         logging_config=None,
-        state=State({"task_types": task_types, "policies": policies, "settings": settings}),
+        state=State({"task_types": task_types, "policies": type_policies, "settings": settings}),
     )

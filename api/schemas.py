@@ -8,10 +8,10 @@ from uuid import UUID
 
 import msgspec
 
-from shared.task import Backoff, TaskView
+from shared.policy import Attempts, Backoff, Seconds, Timeout
+from shared.task import TaskView
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-YEAR_SECONDS = 365 * 86400
 MAX_KEY_LENGTH = 200
 MAX_BULK = 1000  # tasks per POST /tasks
 MAX_BULK_BODY_BYTES = 16 * 1024 * 1024
@@ -33,7 +33,6 @@ AwareDatetime = Annotated[
 ]
 TaskTypeName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
 _INHERITED = " Omitted: the task type's (@task), else the server's (DUETIME_*)."
-Seconds = Annotated[float, msgspec.Meta(ge=0, le=YEAR_SECONDS)]
 
 
 def _about(text: str, **schema: object) -> msgspec.Meta:
@@ -50,10 +49,7 @@ class TaskItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     task_type: TaskTypeName
     execution_time: AwareDatetime
     payload: dict[str, Any] | None = None
-    max_attempts: (
-        Annotated[int, msgspec.Meta(ge=1, le=1000), _about("Attempts before the task fails.")]
-        | None
-    ) = None
+    max_attempts: Annotated[Attempts, _about("Attempts before the task fails.")] | None = None
     backoff: Annotated[Backoff, _about("How the wait before a retry grows.")] | None = None
     backoff_base_seconds: (
         Annotated[Seconds, _about("The backoff's unit, 0 to 1 year.", minimum=0)] | None
@@ -65,12 +61,7 @@ class TaskItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Annotated[bool, _about("Whether an attempt lost with its worker is retried.")] | None
     ) = None
     timeout_seconds: (
-        Annotated[
-            float,
-            msgspec.Meta(gt=0, le=YEAR_SECONDS),
-            _about("How long one attempt may run.", exclusive_minimum=0),
-        ]
-        | None
+        Annotated[Timeout, _about("How long one attempt may run.", exclusive_minimum=0)] | None
     ) = None
 
 

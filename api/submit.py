@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import operator
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -33,16 +31,14 @@ from api.schemas import (
 )
 from shared import queries
 from shared.ids import new_task_id
-from shared.registry import check_policy
-from shared.task import Backoff, NewTask, TaskPolicy, holds_json_nul
+from shared.policy import Backoff, PolicyError, TaskPolicy, asked_of, names_any, resolve
+from shared.task import NewTask, holds_json_nul
 
 _encoder = msgspec.json.Encoder()
 # Litestar converts a body leniently (a number or a numeric string becomes a Unix-time datetime),
 # so POST /task first decodes it strictly: execution_time must be an RFC 3339 string.
 _strict_task = msgspec.json.Decoder(TaskCreate)
 _BACKOFFS = ", ".join(b.value for b in Backoff)
-_asked_policy = operator.attrgetter(*TaskPolicy.__struct_fields__)
-_NONE_ASKED = (None,) * len(TaskPolicy.__struct_fields__)
 # A key whose task vanished between our INSERT and our SELECT (pruned) is tried again, a little.
 KEY_TRIES = 3
 
@@ -123,7 +119,7 @@ def _new_task(
     payload = checked_payload(data.payload or {})
     when = checked_time(data.execution_time)
     policy = policies[data.task_type]
-    if _asked_policy(data) != _NONE_ASKED:
+    if names_any(data):
         policy = resolve_policy(data, policy)
     # else the type's policy as it is: resolved and checked when the app was made
     return NewTask(
@@ -131,8 +127,8 @@ def _new_task(
         task_type=data.task_type,
         execution_time=when,
         payload=payload,
+        policy=policy,
         idempotency_key=key,
-        **_columns(policy),
     )
 
 
@@ -169,29 +165,12 @@ def checked_time(when: datetime) -> datetime:
     return when
 
 
-@functools.lru_cache(maxsize=1024)
-def _columns(policy: TaskPolicy) -> dict[str, Any]:
-    """A resolved policy as NewTask's keyword arguments (the same few policies, over and over)."""
-    return msgspec.structs.asdict(policy)
-
-
 def resolve_policy(data: TaskItem, beneath: TaskPolicy) -> TaskPolicy:
     """The request's policy over `beneath` (its type's over the settings'), checked."""
-    asked = TaskPolicy(
-        max_attempts=data.max_attempts,
-        backoff=data.backoff,
-        backoff_base_seconds=data.backoff_base_seconds,
-        backoff_cap_seconds=data.backoff_cap_seconds,
-        retry_on_loss=data.retry_on_loss,
-        timeout_seconds=data.timeout_seconds,
-    )
-    policy = asked.resolve(beneath)
     try:
-        check_policy(policy)
-    except ValueError as exc:
-        field = str(exc).partition(":")[0]
-        raise ApiError(400, str(exc), field=field) from None
-    return policy
+        return resolve(asked_of(data), beneath)
+    except PolicyError as exc:
+        raise ApiError(400, str(exc), field=exc.field) from None
 
 
 def checked_key(header: str | None) -> str | None:

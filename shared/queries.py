@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db import TimedPool
+from shared.policy import Backoff
 from shared.task import NewTask, TaskStatus
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -35,15 +36,9 @@ def sql() -> dict[str, str]:
     return queries
 
 
-def _policy(task: NewTask) -> tuple[int, str, float, float, bool, float]:
-    return (
-        task.max_attempts,
-        str(task.backoff),
-        task.backoff_base_seconds,
-        task.backoff_cap_seconds,
-        task.retry_on_loss,
-        task.timeout_seconds,
-    )
+def _policy(task: NewTask) -> tuple[object, ...]:
+    """The policy columns of the INSERT, in shared.policy.FIELDS order (the backoff as text)."""
+    return tuple(str(v) if isinstance(v, Backoff) else v for v in task.policy.values)
 
 
 async def insert_many(db: Executor, tasks: Sequence[NewTask]) -> float:
@@ -65,7 +60,7 @@ async def _insert_many(db: Executor, tasks: Sequence[NewTask], key: str | None) 
     """Each distinct policy is sent once and each task names its own by number: a batch mostly
     shares a few, and every array element costs the client and the server (28% less client
     CPU)."""
-    policies: dict[tuple[int, str, float, float, bool, float], int] = {}
+    policies: dict[tuple[object, ...], int] = {}
     numbers = [policies.setdefault(_policy(t), len(policies) + 1) for t in tasks]
     row: asyncpg.Record | None = await db.fetchrow(
         sql()["task_insert_many"],

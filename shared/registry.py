@@ -18,7 +18,8 @@ from uuid import UUID
 
 import msgspec
 
-from shared.task import Backoff, TaskPolicy
+from shared import policy as policies
+from shared.policy import Backoff, TaskPolicy
 
 # The built-in types; the worker supplies their handlers (worker/handlers.py).
 BUILTIN_TASK_TYPES = ("foo", "bar", "baz", "noop")
@@ -129,7 +130,7 @@ def task(
             },
             TaskPolicy,
         )
-        check_policy(policy)
+        policies.check(policy)
     except (msgspec.ValidationError, ValueError) as exc:
         raise ValueError(f"@task({name or ''}): {exc}") from None
 
@@ -169,18 +170,3 @@ def import_modules(modules: Iterable[str]) -> None:
 
 def known_task_types(extra: Iterable[str] = ()) -> frozenset[str]:
     return frozenset(BUILTIN_TASK_TYPES) | frozenset(_handlers) | frozenset(extra)
-
-
-def check_policy(policy: TaskPolicy) -> None:
-    """The bounds of each field of a policy (None is always fine); ValueError naming the field."""
-    if policy.max_attempts is not None and not 1 <= policy.max_attempts <= 1000:
-        raise ValueError(f"max_attempts: must be 1 to 1000, got {policy.max_attempts}")
-    for field in ("backoff_base_seconds", "backoff_cap_seconds", "timeout_seconds"):
-        value = getattr(policy, field)
-        if value is not None and not 0 <= value <= 365 * 86400:
-            raise ValueError(f"{field}: must be 0 to 1 year of seconds, got {value}")
-    if policy.timeout_seconds == 0:
-        raise ValueError("timeout_seconds: must be more than 0")
-    base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
-    if base is not None and cap is not None and cap < base:
-        raise ValueError(f"backoff_cap_seconds: {cap} is below backoff_base_seconds {base}")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.task import Backoff, TaskPolicy
+from shared.policy import Attempts, Backoff, Seconds, TaskPolicy, Timeout, asked_of
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 
@@ -47,12 +47,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # How long a cancelled handler (timeout, lost lease) gets to stop before it is abandoned.
     cancel_grace_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     # The default failure policy of a task (a task type's @task(...) and the request override it).
-    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    max_attempts: Attempts = 1
     backoff: Backoff = Backoff.EXPONENTIAL
-    backoff_base_seconds: Annotated[float, msgspec.Meta(ge=0)] = 1.0
-    backoff_cap_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    backoff_base_seconds: Seconds = 1.0
+    backoff_cap_seconds: Seconds = 300.0
     retry_on_loss: bool = False
-    timeout_seconds: Positive = 300.0
+    timeout_seconds: Timeout = 300.0
     # Retention: every worker prunes finished tasks this old, every prune interval (jittered;
     # 0 turns pruning off). done and deleted tasks follow retention_done_seconds.
     retention_done_seconds: Positive = 7 * 86400.0
@@ -114,15 +114,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return env
 
     def policy(self) -> TaskPolicy:
-        """The default failure policy, every field set."""
-        return TaskPolicy(
-            max_attempts=self.max_attempts,
-            backoff=self.backoff,
-            backoff_base_seconds=self.backoff_base_seconds,
-            backoff_cap_seconds=max(self.backoff_cap_seconds, self.backoff_base_seconds),
-            retry_on_loss=self.retry_on_loss,
-            timeout_seconds=self.timeout_seconds,
-        )
+        """The default failure policy, every field set (a cap below the base rises to it)."""
+        cap = max(self.backoff_cap_seconds, self.backoff_base_seconds)
+        return msgspec.structs.replace(asked_of(self), backoff_cap_seconds=cap)
 
     def with_(self, **changes: object) -> Settings:
         return msgspec.structs.replace(self, **changes)

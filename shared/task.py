@@ -10,6 +10,8 @@ from uuid import UUID
 
 import msgspec
 
+from shared.policy import TaskPolicy
+
 # An escaped NUL (\u0000, not \\u0000) in JSON text: Postgres's jsonb refuses it, and one such
 # value would fail the whole multi-row statement it travels in.
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -51,46 +53,6 @@ class TaskStatus(enum.StrEnum):
 _TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.DELETED})
 
 
-class Backoff(enum.StrEnum):
-    """How long to wait before a retry: base; base x retry number; base x 2^(retry number - 1).
-    Linear and exponential draw uniformly from 0 to that (full jitter); all are capped."""
-
-    FIXED = "fixed"
-    LINEAR = "linear"
-    EXPONENTIAL = "exponential"
-
-
-class TaskPolicy(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
-    """What happens when an attempt fails, times out or is lost. A field left None takes the
-    value of the policy beneath it: the request's over the task type's over the settings'."""
-
-    max_attempts: int | None = None
-    backoff: Backoff | None = None
-    backoff_base_seconds: float | None = None
-    backoff_cap_seconds: float | None = None
-    retry_on_loss: bool | None = None
-    timeout_seconds: float | None = None
-
-    def over(self, beneath: TaskPolicy) -> TaskPolicy:
-        """This policy, with the fields it leaves None taken from `beneath`."""
-        return TaskPolicy(
-            **{
-                name: getattr(beneath, name) if getattr(self, name) is None else getattr(self, name)
-                for name in self.__struct_fields__
-            }
-        )
-
-    def resolve(self, beneath: TaskPolicy) -> TaskPolicy:
-        """over(), and a cap this policy does not name rises to a larger base (as
-        Settings.policy() does): only a cap named here below the base is a mistake, left for
-        check_policy to report."""
-        policy = self.over(beneath)
-        base, cap = policy.backoff_base_seconds, policy.backoff_cap_seconds
-        if self.backoff_cap_seconds is None and base is not None and cap is not None and cap < base:
-            policy = msgspec.structs.replace(policy, backoff_cap_seconds=base)
-        return policy
-
-
 class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     """A task about to be inserted, its policy fully resolved."""
 
@@ -98,12 +60,7 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
     task_type: str
     execution_time: datetime
     payload: str  # JSON text of an object
-    max_attempts: int
-    backoff: Backoff
-    backoff_base_seconds: float
-    backoff_cap_seconds: float
-    retry_on_loss: bool
-    timeout_seconds: float
+    policy: TaskPolicy  # every field set (shared.policy.resolve)
     idempotency_key: str | None = None
 
 

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from shared.ids import new_task_id
+from shared.policy import TaskPolicy
 from shared.settings import Settings
-from shared.task import NewTask, TaskPolicy
+from shared.task import NewTask
 
 DEFAULT_POLICY = Settings().policy()
 
@@ -28,7 +29,7 @@ def new_task(
         "task_type": task_type,
         "execution_time": execution_time,
         "payload": payload,
-        **{name: getattr(resolved, name) for name in resolved.__struct_fields__},
+        "policy": resolved,
         **fields,
     }
     return NewTask(**values)

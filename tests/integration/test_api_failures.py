@@ -21,8 +21,8 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from shared import db, registry
+from shared.policy import Backoff
 from shared.settings import Settings
-from shared.task import Backoff
 from tests.integration.db_switch import DatabaseSwitch, free_port
 from tests.integration.test_api import (
     WHEN,

@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 
 from shared import queries
-from shared.task import Backoff, TaskPolicy, TaskStatus
+from shared.policy import Backoff, TaskPolicy
+from shared.task import TaskStatus
 from tests.factories import new_task
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

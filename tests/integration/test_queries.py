@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from shared import queries
+from shared import policy, queries
 from shared.ids import new_task_id
+from shared.policy import Backoff, TaskPolicy
 from shared.registry import TASK_TYPE_PATTERN
-from shared.task import Backoff, TaskPolicy, TaskStatus
+from shared.task import TaskStatus
 from tests.factories import new_task
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -49,8 +50,8 @@ async def test_a_batch_sends_each_policy_once_and_each_task_gets_its_own(
     for task in tasks:
         row = await queries.get(pool, task.id)
         assert row is not None
-        stored = tuple(row[name] for name in TaskPolicy.__struct_fields__)
-        assert stored == tuple(getattr(task, name) for name in TaskPolicy.__struct_fields__)
+        stored = tuple(row[name] for name in policy.FIELDS)
+        assert stored == task.policy.values
     assert {row["max_attempts"] for row in await pool.fetch("SELECT * FROM tasks")} == {3, 7}
 
 

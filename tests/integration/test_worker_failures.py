@@ -9,8 +9,9 @@ import time
 from datetime import timedelta
 
 from shared import queries
+from shared.policy import TaskPolicy
 from shared.registry import Fail, Retry, TaskContext
-from shared.task import TaskPolicy, TaskStatus
+from shared.task import TaskStatus
 from tests.integration.workers import SETTINGS, db_now, handlers, submit, until, wait_status
 
 QUICK_RETRY = TaskPolicy(max_attempts=3, backoff="fixed", backoff_base_seconds=0)  # type: ignore[arg-type]

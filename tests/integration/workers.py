@@ -11,9 +11,10 @@ from typing import Any
 import asyncpg
 
 from shared import queries
+from shared.policy import TaskPolicy
 from shared.registry import Registered
 from shared.settings import Settings
-from shared.task import TaskPolicy, TaskStatus
+from shared.task import TaskStatus
 from tests.factories import new_task
 
 # A long horizon: if the worker woke only on its cap, these tests would time out.

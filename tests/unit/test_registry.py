@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import registry
+from shared import policy, registry
+from shared.policy import Backoff, TaskPolicy
 from shared.registry import Retry, TaskContext, known_task_types, task
-from shared.task import Backoff, TaskPolicy
 
 
 @pytest.fixture(autouse=True)
@@ -114,6 +114,6 @@ def test_an_inherited_cap_rises_to_a_larger_base_but_a_named_one_stays() -> None
     beneath = TaskPolicy(backoff_base_seconds=1, backoff_cap_seconds=300)
     assert TaskPolicy(backoff_base_seconds=600).resolve(beneath).backoff_cap_seconds == 600
     named = TaskPolicy(backoff_base_seconds=600, backoff_cap_seconds=10).resolve(beneath)
-    assert named.backoff_cap_seconds == 10  # the mistake is kept for check_policy to name
+    assert named.backoff_cap_seconds == 10  # the mistake is kept for policy.check to name
     with pytest.raises(ValueError, match="backoff_cap_seconds"):
-        registry.check_policy(named)
+        policy.check(named)

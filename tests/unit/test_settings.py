@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared.policy import Backoff, TaskPolicy
 from shared.settings import Settings, SettingsError
-from shared.task import Backoff, TaskPolicy
 
 
 def test_defaults_without_environment() -> None:
