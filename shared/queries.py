@@ -257,3 +257,31 @@ async def count_bounded(db: Executor, limit: int) -> list[asyncpg.Record]:
 async def count_estimates(db: Executor) -> list[asyncpg.Record]:
     """(status, task_type, n): the statistics' estimates for the most common pairs."""
     return await db.fetch(sql()["task_count_estimates"])
+
+
+async def take_due_schedules(
+    db: Executor, limit: int, horizon: float, lease: float, now: datetime | None = None
+) -> list[asyncpg.Record]:
+    """Lease up to `limit` schedules with an occurrence due within `horizon` s: their rows, each
+    with lease_until (the fence of materialize) and db_now."""
+    return await db.fetch(sql()["schedule_take_due"], limit, horizon, lease, now)
+
+
+class Materialized(NamedTuple):
+    made: int  # tasks inserted (an occurrence another scheduler made already is not)
+    moved: bool  # False: the lease had run out, nothing was written
+    due_in: float | None  # seconds until the earliest task made is due
+
+
+async def materialize(
+    db: Executor,
+    name: str,
+    lease: datetime,
+    occurrences: Sequence[datetime],
+    ids: Sequence[UUID],
+    next_at: datetime | None,
+) -> Materialized:
+    """Insert the tasks of a leased schedule's occurrences and move its next_at (fenced)."""
+    row = await db.fetchrow(sql()["schedule_materialize"], name, lease, occurrences, ids, next_at)
+    assert row is not None
+    return Materialized(row["made"], bool(row["moved"]), row["due_in"])

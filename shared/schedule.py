@@ -198,3 +198,52 @@ class Cadence:
 
 
 _TICK = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one scheduler pass does with a schedule: the occurrences to make tasks of now, and
+    the next occurrence it leaves for a later pass (None: the schedule has no more)."""
+
+    occurrences: list[datetime]
+    next_at: datetime | None
+
+
+def plan(
+    cadence: Cadence,
+    next_at: datetime,
+    now: datetime,
+    *,
+    horizon: float,
+    overlap: str = "allow",
+    catch_up: str = "latest",
+    catch_up_limit: int = 100,
+    most: int = 1000,
+) -> Plan:
+    """The occurrences from `next_at` (the first not yet made) up to `now` + `horizon`.
+
+    Those before `now` were missed (the fleet was down, the schedule paused): `catch_up` keeps
+    the latest of them, the last `catch_up_limit`, or none. With overlap 'skip' an occurrence is
+    made only once it is due (its predecessor's state is known then), one per pass. At most
+    `most` occurrences are considered per pass; the rest are the next pass's.
+    """
+    until = now + timedelta(seconds=horizon) if overlap == "allow" else now
+    considered: list[datetime] = []
+    following: datetime | None = None
+    for occurrence in cadence.after(next_at - _TICK):
+        if occurrence > until or len(considered) == most:
+            following = occurrence
+            break
+        considered.append(occurrence)
+    missed = [o for o in considered if o < now]
+    upcoming = [o for o in considered if o >= now]
+    if catch_up == "none":
+        kept: list[datetime] = []
+    elif catch_up == "all":
+        kept = missed[-catch_up_limit:]
+    else:
+        kept = missed[-1:]
+    chosen = kept + upcoming
+    if overlap == "skip":
+        chosen = chosen[-1:]  # the latest due one; its predecessors are past
+    return Plan(chosen, following)

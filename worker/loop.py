@@ -36,6 +36,7 @@ from worker.executor import Executor
 from worker.heartbeat import Heartbeat
 from worker.pruner import Pruner
 from worker.rescuer import Rescuer
+from worker.scheduler import Scheduler
 from worker.service import run_service
 from worker.waker import Waker
 
@@ -121,13 +122,15 @@ class Worker:
             retention_done=settings.retention_done_seconds,
             retention_failed=settings.retention_failed_seconds,
         )
+        # Every worker makes the tasks of recurring schedules: leaderless, see worker/scheduler.py.
+        scheduler = Scheduler(pool, on_made=self._on_due)
         waker = self.waker = Waker(self.dsn, self._on_due)
         self.abandoned.db = pool
         services = [
             asyncio.create_task(completer.run()),
             *(
                 asyncio.create_task(run_service(service))
-                for service in (heartbeat, self.abandoned, rescuer, pruner, waker)
+                for service in (heartbeat, self.abandoned, rescuer, pruner, scheduler, waker)
             ),
         ]
         log.info(

@@ -21,7 +21,7 @@ def test_every_block_is_parsed_once_and_nonempty() -> None:
 
 @pytest.mark.parametrize("name", sorted(queries.sql()))
 def test_each_block_is_named_table_first_and_documents_its_parameters(name: str) -> None:
-    assert name.startswith("task_"), "queries are named table first, verb second"
+    assert name.startswith(("task_", "schedule_")), "queries are named table first, verb second"
     block = SOURCE.split(f"-- name: {name}\n", 1)[1].split("\n-- name:", 1)[0]
     doc = " ".join(line for line in block.splitlines() if line.startswith("--"))
     assert doc, f"{name} has no line saying what it does"

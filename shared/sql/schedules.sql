@@ -1,0 +1,57 @@
+-- name: schedule_take_due
+-- Takes up to $1 enabled schedules whose next occurrence falls within $2 seconds of $4
+-- timestamptz now (NULL: the database's clock), leasing each for $3 seconds: schedulers on any
+-- number of workers share them out with SKIP LOCKED, and a scheduler that dies mid-pass leaves
+-- its schedules to the next one once the lease runs out. Returns each schedule with the lease
+-- (the fence of schedule_materialize) and the database's now.
+WITH due AS (
+    SELECT name
+    FROM schedules
+    WHERE enabled AND next_at IS NOT NULL
+        AND next_at <= coalesce($4::timestamptz, now()) + make_interval(secs => $2)
+        AND (lease_until IS NULL OR lease_until < coalesce($4::timestamptz, now()))
+    ORDER BY next_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE schedules AS s
+SET lease_until = coalesce($4::timestamptz, now()) + make_interval(secs => $3)
+WHERE s.name = ANY(ARRAY(SELECT name FROM due))
+RETURNING s.*, coalesce($4::timestamptz, now()) AS db_now;
+
+-- name: schedule_materialize
+-- Makes tasks of schedule $1's occurrences $3 timestamptz[] (ids $4 uuid[]), each due at its
+-- occurrence, with the schedule's payload and policy, and moves next_at to $5 (NULL: no more),
+-- releasing the lease: all fenced by the lease $2 the scheduler took (a scheduler whose lease
+-- ran out writes nothing). ON CONFLICT makes an occurrence one task however many schedulers
+-- race. With overlap 'skip', nothing is made while the schedule's latest occurrence is still
+-- submitted or running (the occurrences are skipped; next_at still moves). Returns how many
+-- were made, whether the schedule moved, and the seconds until the earliest made one is due.
+WITH s AS (
+    SELECT * FROM schedules WHERE name = $1 AND lease_until = $2
+), busy AS (
+    SELECT status IN ('submitted', 'started_executing') AS yes
+    FROM tasks
+    WHERE schedule = $1
+    ORDER BY occurrence DESC
+    LIMIT 1
+), made AS (
+    INSERT INTO tasks (id, task_type, execution_time, payload, max_attempts, backoff,
+        backoff_base_seconds, backoff_cap_seconds, retry_on_loss, timeout_seconds,
+        schedule, occurrence)
+    SELECT o.id, s.task_type, o.at, s.payload, s.max_attempts, s.backoff,
+        s.backoff_base_seconds, s.backoff_cap_seconds, s.retry_on_loss, s.timeout_seconds,
+        s.name, o.at
+    FROM s, unnest($4::uuid[], $3::timestamptz[]) AS o(id, at)
+    WHERE NOT (s.overlap = 'skip' AND coalesce((SELECT yes FROM busy), false))
+    ON CONFLICT (schedule, occurrence) WHERE schedule IS NOT NULL DO NOTHING
+    RETURNING execution_time
+), moved AS (
+    UPDATE schedules
+    SET next_at = $5, lease_until = NULL
+    WHERE name = $1 AND lease_until = $2
+    RETURNING name
+)
+SELECT (SELECT count(*) FROM made)::int AS made,
+    (SELECT count(*) FROM moved)::int AS moved,
+    (SELECT extract(epoch FROM min(execution_time) - now())::float8 FROM made) AS due_in;
