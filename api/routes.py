@@ -20,6 +20,7 @@ from api.errors import ApiError
 from api.notifier import DueNotifier
 from api.openapi import errors
 from api.probes import health, ready
+from api.schedules import SCHEDULE_HANDLERS
 from api.schemas import MAX_PAYLOAD_BYTES, TaskChange, TaskPage
 from api.submit import body_check, checked_payload, checked_time, create_task
 from shared import queries
@@ -223,5 +224,6 @@ _HANDLERS: list[HTTPRouteHandler] = [
     delete_task,
     retry_task,
     stats,
+    *SCHEDULE_HANDLERS,
 ]
 ROUTES = [*_options(_HANDLERS), *_HANDLERS]

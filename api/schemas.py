@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -41,14 +41,9 @@ def _about(text: str, **schema: object) -> msgspec.Meta:
     return msgspec.Meta(description=text + _INHERITED, extra_json_schema={"extra": schema})
 
 
-class TaskItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A task of POST /tasks: when to run which type of task, with an optional JSON object
-    payload and an optional failure policy (a field omitted is inherited). A batch is keyed by
-    the Idempotency-Key header as a whole, so an item takes no key."""
+class PolicyFields(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The failure policy fields a request may name (shared.policy); each omitted is inherited."""
 
-    task_type: TaskTypeName
-    execution_time: AwareDatetime
-    payload: dict[str, Any] | None = None
     max_attempts: Annotated[Attempts, _about("Attempts before the task fails.")] | None = None
     backoff: Annotated[Backoff, _about("How the wait before a retry grows.")] | None = None
     backoff_base_seconds: (
@@ -63,6 +58,16 @@ class TaskItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     timeout_seconds: (
         Annotated[Timeout, _about("How long one attempt may run.", exclusive_minimum=0)] | None
     ) = None
+
+
+class TaskItem(PolicyFields, kw_only=True):
+    """A task of POST /tasks: when to run which type of task, with an optional JSON object
+    payload and an optional failure policy (a field omitted is inherited). A batch is keyed by
+    the Idempotency-Key header as a whole, so an item takes no key."""
+
+    task_type: TaskTypeName
+    execution_time: AwareDatetime
+    payload: dict[str, Any] | None = None
 
 
 class TaskCreate(TaskItem, kw_only=True):
@@ -122,3 +127,79 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     detail: str
     field: str | None = None
     status: str | None = None
+
+
+# --- schedules ---------------------------------------------------------------------------
+
+SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+ScheduleName = Annotated[str, msgspec.Meta(pattern=SCHEDULE_NAME_PATTERN)]
+
+
+class ScheduleCreate(PolicyFields, kw_only=True):
+    """POST /schedules: a task to make at every occurrence of a cron expression or an interval."""
+
+    name: Annotated[ScheduleName, msgspec.Meta(description="Unique; 1-200 of A-Z a-z 0-9 _.:-")]
+    task_type: TaskTypeName
+    payload: dict[str, Any] | None = None
+    cron: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=200,
+                description="6 fields, seconds first ('0 0 9 * * 1-5'), or 5, minute first.",
+            ),
+        ]
+        | None
+    ) = None
+    interval: (
+        Annotated[str, msgspec.Meta(max_length=100, description="An ISO 8601 duration: PT30S.")]
+        | Annotated[float, msgspec.Meta(ge=1, description="Seconds, at least 1.")]
+        | None
+    ) = None
+    timezone: Annotated[str, msgspec.Meta(max_length=100, description="An IANA name.")] = "UTC"
+    start_at: AwareDatetime | None = None
+    end_at: AwareDatetime | None = None
+    enabled: bool = True
+    overlap: Literal["allow", "skip"] = "allow"
+    catch_up: Literal["latest", "all", "none"] = "latest"
+    catch_up_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
+class ScheduleView(msgspec.Struct, kw_only=True):
+    """A schedule, and its next occurrences (UTC) from its next one not yet made a task."""
+
+    name: str
+    task_type: str
+    payload: dict[str, Any]
+    cron: str | None
+    interval_seconds: float | None
+    timezone: str
+    start_at: datetime | None
+    end_at: datetime | None
+    enabled: bool
+    overlap: str
+    catch_up: str
+    catch_up_limit: int
+    max_attempts: int
+    backoff: str
+    backoff_base_seconds: float
+    backoff_cap_seconds: float
+    retry_on_loss: bool
+    timeout_seconds: float
+    created_at: datetime
+    next_runs: list[datetime]
+
+
+class SchedulePage(msgspec.Struct):
+    schedules: list[ScheduleView]
+    next_cursor: str | None
+
+
+class Occurrences(msgspec.Struct):
+    name: str
+    runs: list[datetime]
+
+
+class ScheduleDeleted(msgspec.Struct):
+    name: str
+    occurrences_deleted: int  # submitted occurrences deleted with it: none of them starts

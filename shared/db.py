@@ -148,6 +148,15 @@ class TimedPool:
     async def execute(self, query: str, *args: Any) -> str:
         return await self._run(lambda conn: conn.execute(query, *args))
 
+    async def transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`work` on one connection inside a transaction, all within the deadline."""
+
+        async def inside(conn: asyncpg.pool.PoolConnectionProxy) -> T:
+            async with conn.transaction():
+                return await work(conn)  # type: ignore[arg-type]
+
+        return await self._run(inside)
+
     async def close(self) -> None:
         await self.raw.close()
 

@@ -71,8 +71,13 @@ class TaskPolicy(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
 
     @property
     def values(self) -> tuple[Any, ...]:
-        """The fields in their order (the INSERT's policy columns take them so)."""
+        """The fields in their order."""
         return tuple(getattr(self, name) for name in FIELDS)
+
+    @property
+    def columns(self) -> tuple[Any, ...]:
+        """The fields in their order as the tables' policy columns take them (backoff as text)."""
+        return tuple(str(v) if isinstance(v, Backoff) else v for v in self.values)
 
 
 FIELDS: tuple[str, ...] = TaskPolicy.__struct_fields__

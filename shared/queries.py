@@ -13,7 +13,6 @@ from uuid import UUID
 import asyncpg
 
 from shared.db import TimedPool
-from shared.policy import Backoff
 from shared.task import NewTask, TaskStatus
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -37,8 +36,8 @@ def sql() -> dict[str, str]:
 
 
 def _policy(task: NewTask) -> tuple[object, ...]:
-    """The policy columns of the INSERT, in shared.policy.FIELDS order (the backoff as text)."""
-    return tuple(str(v) if isinstance(v, Backoff) else v for v in task.policy.values)
+    """The policy columns of the INSERT, in shared.policy.FIELDS order."""
+    return task.policy.columns
 
 
 async def insert_many(db: Executor, tasks: Sequence[NewTask]) -> float:
@@ -285,3 +284,37 @@ async def materialize(
     row = await db.fetchrow(sql()["schedule_materialize"], name, lease, occurrences, ids, next_at)
     assert row is not None
     return Materialized(row["made"], bool(row["moved"]), row["due_in"])
+
+
+async def insert_schedule(db: Executor, *values: object) -> asyncpg.Record | None:
+    """A new schedule (the columns of schedule_insert, in its order); None if the name is taken."""
+    row: asyncpg.Record | None = await db.fetchrow(sql()["schedule_insert"], *values)
+    return row
+
+
+async def get_schedule(db: Executor, name: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await db.fetchrow(sql()["schedule_get"], name)
+    return row
+
+
+async def list_schedules(db: Executor, after: str | None, limit: int) -> list[asyncpg.Record]:
+    return await db.fetch(sql()["schedule_list"], after, limit)
+
+
+async def delete_schedule(db: Executor, name: str) -> int | None:
+    """Remove a schedule and delete its occurrences still submitted, in one transaction: how
+    many were deleted, or None if there is no such schedule."""
+
+    async def work(conn: Conn) -> int | None:
+        if await conn.fetchval(sql()["schedule_delete"], name) is None:
+            return None
+        deleted: int = await conn.fetchval(sql()["schedule_delete_occurrences"], name)
+        return deleted
+
+    if isinstance(db, TimedPool):
+        return await db.transaction(work)
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            return await work(conn)
+    async with db.transaction():
+        return await work(db)

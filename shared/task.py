@@ -83,6 +83,7 @@ class TaskView(msgspec.Struct, kw_only=True):
     max_attempts: int
     last_error: str | None
     error_reason: str | None
+    schedule: str | None  # the schedule whose occurrence this task is (None: submitted alone)
     # The schema of raw JSON, as Litestar reads it from msgspec.Meta: its "extra" are set on the
     # field's schema (one_of=None: any JSON value, not oneOf [{}, null], which null matches twice).
     payload: Annotated[
@@ -116,6 +117,7 @@ class TaskView(msgspec.Struct, kw_only=True):
             max_attempts=row["max_attempts"],
             last_error=row["last_error"],
             error_reason=row["error_reason"],
+            schedule=row["schedule"],
             payload=msgspec.Raw(row["payload"].encode()),
             result=None if result is None else msgspec.Raw(result.encode()),
         )

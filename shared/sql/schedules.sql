@@ -28,7 +28,8 @@ RETURNING s.*, coalesce($4::timestamptz, now()) AS db_now;
 -- submitted or running (the occurrences are skipped; next_at still moves). Returns how many
 -- were made, whether the schedule moved, and the seconds until the earliest made one is due.
 WITH s AS (
-    SELECT * FROM schedules WHERE name = $1 AND lease_until = $2
+    -- Locked: a DELETE of the schedule waits for this pass, or this pass finds no schedule.
+    SELECT * FROM schedules WHERE name = $1 AND lease_until = $2 FOR UPDATE
 ), busy AS (
     SELECT status IN ('submitted', 'started_executing') AS yes
     FROM tasks
@@ -55,3 +56,42 @@ WITH s AS (
 SELECT (SELECT count(*) FROM made)::int AS made,
     (SELECT count(*) FROM moved)::int AS moved,
     (SELECT extract(epoch FROM min(execution_time) - now())::float8 FROM made) AS due_in;
+
+-- name: schedule_insert
+-- A new schedule: $1 name, $2 task type, $3 payload (JSON text), $4 cron or NULL, $5 interval
+-- seconds or NULL, $6 time zone, $7 start_at, $8 end_at, $9 enabled, $10 overlap, $11 catch_up,
+-- $12 catch_up_limit; the resolved failure policy: $13 max_attempts, $14 backoff, $15 base
+-- seconds, $16 cap seconds, $17 retry_on_loss, $18 timeout seconds; $19 anchor (intervals count
+-- from it), $20 next_at. Returns the row, or nothing if the name is taken.
+INSERT INTO schedules (name, task_type, payload, cron, interval_seconds, timezone, start_at, end_at,
+    enabled, overlap, catch_up, catch_up_limit, max_attempts, backoff, backoff_base_seconds,
+    backoff_cap_seconds, retry_on_loss, timeout_seconds, anchor, next_at)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+    $19, $20)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: schedule_get
+-- One schedule by $1 name.
+SELECT * FROM schedules WHERE name = $1;
+
+-- name: schedule_list
+-- A keyset page of schedules in name order: $1 text cursor (the last name of the previous page)
+-- or NULL, $2 int page size.
+SELECT * FROM schedules WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2;
+
+-- name: schedule_delete
+-- Removes schedule $1 name (waiting for a scheduler pass that holds it): no occurrence of it is
+-- made after this commits. Returns the name, or nothing if there was none.
+DELETE FROM schedules WHERE name = $1 RETURNING name;
+
+-- name: schedule_delete_occurrences
+-- Deletes the occurrences of schedule $1 name still submitted, each as DELETE /task does (a
+-- guarded UPDATE: none of them starts). Run after schedule_delete, in a new snapshot, so that it
+-- sees every occurrence a pass made before the schedule went. Returns how many.
+WITH gone AS (
+    UPDATE tasks SET status = 'deleted', finished_at = now()
+    WHERE schedule = $1 AND status = 'submitted'
+    RETURNING 1
+)
+SELECT count(*)::int FROM gone;

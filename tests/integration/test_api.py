@@ -46,6 +46,7 @@ TASK_FIELDS = {
     "max_attempts",
     "error_reason",
     "last_error",
+    "schedule",
     "payload",
     "result",
 }

@@ -31,12 +31,18 @@ schema.config.checks.update(excluded_check_names=["use_after_free"])
 # The rules a JSON Schema cannot state, each refused with a message that names its field: a backoff
 # cap below its base and an idempotency key in the body that differs from the header's (two
 # fields each), a payload over 64 KiB once encoded (bytes, not items), and an integer written with
-# a fraction (1.0: an integer to JSON Schema, a float to a JSON parser).
+# a fraction (1.0: an integer to JSON Schema, a float to a JSON parser); and a schedule's cadence:
+# cron syntax, an interval's ISO 8601 form, a time zone name, exactly one of cron and interval,
+# an end before the start.
 _UNSTATED = (
     b"backoff_cap_seconds: ",
     b"differs from the Idempotency-Key header",
     b'"field":"payload"',
     b"got `float`",
+    b'"field":"cron"',
+    b'"field":"interval"',
+    b'"field":"timezone"',
+    b'"field":"end_at"',
 )
 
 
@@ -85,7 +91,7 @@ def test_a_sequence_of_operations_does_what_the_document_says(app: Litestar, dsn
             # Each sequence starts from an empty table, or a replay would meet what an earlier
             # one left (hypothesis requires the same draws to give the same run).
             with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("TRUNCATE tasks, task_batches")
+                conn.execute("TRUNCATE tasks, task_batches, schedules")
 
     Workflow.run(
         settings=settings(SETTINGS, max_examples=40, phases=[Phase.generate], stateful_step_count=6)

@@ -1,0 +1,196 @@
+"""The schedules API: create, read, list, preview and delete recurring schedules.
+
+Each schedule's occurrences are made tasks by the workers' schedulers (worker/scheduler.py); the
+rules of when they fire are shared.schedule's, the same code the `next` preview runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, delete, get, post
+from litestar.datastructures import State
+from litestar.params import JSONBody, Parameter, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from api.errors import ApiError
+from api.openapi import errors
+from api.schemas import (
+    MAX_PAYLOAD_BYTES,
+    SCHEDULE_NAME_PATTERN,
+    Occurrences,
+    ScheduleCreate,
+    ScheduleDeleted,
+    SchedulePage,
+    ScheduleView,
+)
+from api.submit import body_check, checked_payload, checked_time
+from shared import queries
+from shared.policy import PolicyError, TaskPolicy, asked_of, resolve
+from shared.schedule import Cadence, ScheduleError, parse_cron, parse_interval, zone
+
+NEXT_RUNS = 5
+MAX_NEXT = 100
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+_decode = msgspec.json.Decoder(dict)
+
+
+def _cadence(row: Any) -> Cadence:
+    return Cadence(
+        cron=row["cron"],
+        interval_seconds=row["interval_seconds"],
+        timezone=row["timezone"],
+        anchor=row["start_at"] or row["anchor"],
+        start_at=row["start_at"],
+        end_at=row["end_at"],
+    )
+
+
+def _view(row: Any) -> ScheduleView:
+    fields = {name: row[name] for name in ScheduleView.__struct_fields__ if name in row}
+    fields["payload"] = _decode.decode(row["payload"])
+    start = row["next_at"]
+    fields["next_runs"] = (
+        [] if start is None else [start, *_cadence(row).next_runs(start, NEXT_RUNS - 1)]
+    )
+    return ScheduleView(**fields)
+
+
+def _refused(exc: ScheduleError | PolicyError) -> ApiError:
+    return ApiError(400, str(exc), field=exc.field)
+
+
+def _checked(data: ScheduleCreate, state: State, now: datetime) -> tuple[Cadence, TaskPolicy]:
+    """The schedule's cadence and resolved policy; ApiError naming the field if refused."""
+    known: frozenset[str] = state.task_types
+    if data.task_type not in known:
+        raise ApiError(
+            422,
+            f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
+            field="task_type",
+        )
+    try:
+        if (data.cron is None) == (data.interval is None):
+            raise ScheduleError("cron", "give exactly one of cron and interval")
+        cron = None if data.cron is None else parse_cron(data.cron)
+        seconds = None if data.interval is None else parse_interval(data.interval)
+        zone(data.timezone)
+        for field in ("start_at", "end_at"):
+            when = getattr(data, field)
+            if when is not None:
+                try:
+                    checked_time(when)
+                except ApiError as exc:
+                    raise ScheduleError(field, str(exc).partition(": ")[2]) from None
+        cadence = Cadence(
+            cron=cron,
+            interval_seconds=seconds,
+            timezone=data.timezone,
+            anchor=data.start_at or now,
+            start_at=data.start_at,
+            end_at=data.end_at,
+        )
+        policy = resolve(asked_of(data), state.policies[data.task_type])
+    except (ScheduleError, PolicyError) as exc:
+        raise _refused(exc) from None
+    return cadence, policy
+
+
+check_schedule_body = body_check(msgspec.json.Decoder(ScheduleCreate), "a JSON object")
+
+
+@post(
+    "/schedules",
+    status_code=HTTP_201_CREATED,
+    request_max_body_size=2 * MAX_PAYLOAD_BYTES,
+    before_request=check_schedule_body,
+    responses=errors(400, 409, 413, 415, 422, 503),
+)
+async def create_schedule(data: JSONBody[ScheduleCreate], state: State) -> Response[ScheduleView]:
+    """Create a schedule; 201 with it and its next runs. A name already taken answers 409."""
+    now = datetime.now(UTC)
+    cadence, policy = _checked(data, state, now)
+    payload = checked_payload(data.payload or {})
+    first = cadence.next_runs(now, 1)
+    row = await queries.insert_schedule(
+        state.pool,
+        data.name,
+        data.task_type,
+        payload,
+        cadence.cron,
+        cadence.interval_seconds,
+        data.timezone,
+        data.start_at,
+        data.end_at,
+        data.enabled,
+        data.overlap,
+        data.catch_up,
+        data.catch_up_limit,
+        *policy.columns,
+        cadence.anchor,
+        first[0] if first else None,
+    )
+    if row is None:
+        raise ApiError(409, f"name: a schedule named {data.name!r} exists", field="name")
+    return Response(_view(row), status_code=HTTP_201_CREATED)
+
+
+NameParam = Annotated[
+    str, Parameter(description="The schedule's name.", pattern=SCHEDULE_NAME_PATTERN)
+]
+
+
+async def _found(state: State, name: str) -> Any:
+    row = await queries.get_schedule(state.pool, name)
+    if row is None:
+        raise ApiError(404, f"no schedule {name!r}")
+    return row
+
+
+@get("/schedules/{name:str}", responses=errors(400, 404, 503))
+async def get_schedule(name: NameParam, state: State) -> ScheduleView:
+    """One schedule, with its next runs."""
+    return _view(await _found(state, name))
+
+
+@get("/schedules", responses=errors(400, 503))
+async def list_schedules(
+    state: State,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, QueryParameter(pattern=SCHEDULE_NAME_PATTERN)] = None,
+) -> SchedulePage:
+    """Schedules in name order, a keyset page at a time (`cursor`: the last name seen)."""
+    rows = await queries.list_schedules(state.pool, cursor, limit)
+    views = [_view(r) for r in rows]
+    return SchedulePage(views, views[-1].name if len(views) == limit else None)
+
+
+@get("/schedules/{name:str}/next", responses=errors(400, 404, 503))
+async def next_runs(
+    name: NameParam,
+    state: State,
+    after: Annotated[datetime | None, QueryParameter(description="RFC 3339; default now")] = None,
+    count: Annotated[int, QueryParameter(ge=1, le=MAX_NEXT)] = 10,
+) -> Occurrences:
+    """The next `count` occurrences after `after`, by the code that makes them (paused and
+    disabled schedules too): how to check what a DST change will do before it does it."""
+    if after is not None and after.tzinfo is None:
+        raise ApiError(400, "after: an RFC 3339 time with an offset is required", field="after")
+    row = await _found(state, name)
+    return Occurrences(name, _cadence(row).next_runs(after or datetime.now(UTC), count))
+
+
+@delete("/schedules/{name:str}", status_code=200, responses=errors(400, 404, 503))
+async def delete_schedule(name: NameParam, state: State) -> ScheduleDeleted:
+    """Stop a schedule: no occurrence is made after this, and those still submitted are deleted
+    (none of them starts, as with DELETE /task)."""
+    deleted = await queries.delete_schedule(state.pool, name)
+    if deleted is None:
+        raise ApiError(404, f"no schedule {name!r}")
+    return ScheduleDeleted(name, deleted)
+
+
+SCHEDULE_HANDLERS = [create_schedule, get_schedule, list_schedules, next_runs, delete_schedule]
