@@ -16,6 +16,7 @@ from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.errors import ApiError
+from api.notifier import DueNotifier
 from api.openapi import errors
 from api.schemas import (
     MAX_PAYLOAD_BYTES,
@@ -25,9 +26,11 @@ from api.schemas import (
     ScheduleDeleted,
     SchedulePage,
     ScheduleView,
+    TaskCreated,
 )
 from api.submit import body_check, checked_payload, checked_time
 from shared import queries
+from shared.ids import new_task_id
 from shared.policy import PolicyError, TaskPolicy, asked_of, resolve
 from shared.schedule import Cadence, ScheduleError, parse_cron, parse_interval, zone
 
@@ -193,4 +196,45 @@ async def delete_schedule(name: NameParam, state: State) -> ScheduleDeleted:
     return ScheduleDeleted(name, deleted)
 
 
-SCHEDULE_HANDLERS = [create_schedule, get_schedule, list_schedules, next_runs, delete_schedule]
+async def _set_enabled(state: State, name: str, enabled: bool) -> ScheduleView:
+    row = await queries.set_schedule_enabled(state.pool, name, enabled)
+    if row is None:
+        raise ApiError(404, f"no schedule {name!r}")
+    return _view(row)
+
+
+@post("/schedules/{name:str}/pause", status_code=200, responses=errors(400, 404, 503))
+async def pause_schedule(name: NameParam, state: State) -> ScheduleView:
+    """Stop making occurrences (the tasks already made, within the next 10 s, still run)."""
+    return await _set_enabled(state, name, False)
+
+
+@post("/schedules/{name:str}/resume", status_code=200, responses=errors(400, 404, 503))
+async def resume_schedule(name: NameParam, state: State) -> ScheduleView:
+    """Make occurrences again; those missed while paused are caught up as catch_up says."""
+    return await _set_enabled(state, name, True)
+
+
+@post(
+    "/schedules/{name:str}/trigger", status_code=HTTP_201_CREATED, responses=errors(400, 404, 503)
+)
+async def trigger_schedule(name: NameParam, state: State) -> TaskCreated:
+    """One task of the schedule, due now, outside its cadence."""
+    task_id = await queries.trigger_schedule(state.pool, name, new_task_id())
+    if task_id is None:
+        raise ApiError(404, f"no schedule {name!r}")
+    notifier: DueNotifier = state.notifier
+    notifier.due_in(0.0)
+    return TaskCreated(task_id)
+
+
+SCHEDULE_HANDLERS = [
+    create_schedule,
+    get_schedule,
+    list_schedules,
+    next_runs,
+    delete_schedule,
+    pause_schedule,
+    resume_schedule,
+    trigger_schedule,
+]

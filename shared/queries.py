@@ -318,3 +318,15 @@ async def delete_schedule(db: Executor, name: str) -> int | None:
             return await work(conn)
     async with db.transaction():
         return await work(db)
+
+
+async def set_schedule_enabled(db: Executor, name: str, enabled: bool) -> asyncpg.Record | None:
+    """Pause or resume a schedule; its row, or None if there is none."""
+    row: asyncpg.Record | None = await db.fetchrow(sql()["schedule_set_enabled"], name, enabled)
+    return row
+
+
+async def trigger_schedule(db: Executor, name: str, task_id: UUID) -> UUID | None:
+    """A task of the schedule due now; its id, or None if there is no such schedule."""
+    made: UUID | None = await db.fetchval(sql()["schedule_trigger"], name, task_id)
+    return made

@@ -95,3 +95,24 @@ WITH gone AS (
     RETURNING 1
 )
 SELECT count(*)::int FROM gone;
+
+-- name: schedule_set_enabled
+-- Pauses ($2 false) or resumes ($2 true) schedule $1 name. The lease is cleared, so a pass in
+-- flight writes nothing (its fence fails). A resumed schedule's next_at is where the pause left
+-- it: the occurrences missed meanwhile are caught up as its catch_up says. Returns the row.
+UPDATE schedules
+SET enabled = $2, lease_until = NULL, updated_at = now()
+WHERE name = $1
+RETURNING *;
+
+-- name: schedule_trigger
+-- One task of schedule $1 name due now, outside its cadence, with id $2 uuid (its occurrence is
+-- now). Returns the task's id, or nothing if there is no such schedule.
+INSERT INTO tasks (id, task_type, execution_time, payload, max_attempts, backoff,
+    backoff_base_seconds, backoff_cap_seconds, retry_on_loss, timeout_seconds, schedule,
+    occurrence)
+SELECT $2, task_type, now(), payload, max_attempts, backoff, backoff_base_seconds,
+    backoff_cap_seconds, retry_on_loss, timeout_seconds, name, now()
+FROM schedules
+WHERE name = $1
+RETURNING id;

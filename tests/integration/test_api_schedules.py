@@ -122,3 +122,32 @@ async def test_the_scheduler_makes_the_tasks_and_delete_stops_them(client: Clien
     assert await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'submitted'") == 0
     assert await Scheduler(pool, horizon=5).run_once() == 0  # nothing left to make
     assert_error(await client.delete("/schedules/tick"), 404)
+
+
+async def test_pause_stops_making_occurrences_and_resume_catches_up(client: Client, pool) -> None:
+    assert (
+        await client.post("/schedules", json={**BASE, "cron": "* * * * * *"})
+    ).status_code == 201
+    paused = await client.post("/schedules/nightly/pause")
+    assert (paused.status_code, paused.json()["enabled"]) == (200, False)
+    assert await Scheduler(pool, horizon=5).run_once() == 0  # paused: nothing made
+    # Paused long enough to miss occurrences (moved back rather than waited for).
+    await pool.execute("UPDATE schedules SET next_at = now() - interval '1 minute'")
+    resumed = await client.post("/schedules/nightly/resume")
+    assert (resumed.status_code, resumed.json()["enabled"]) == (200, True)
+    made = await Scheduler(pool, horizon=5).run_once()
+    past = await pool.fetchval("SELECT count(*) FROM tasks WHERE occurrence < now()")
+    assert past == 1  # catch_up latest: one of the ~60 missed
+    assert made >= 1 + 4  # and what falls within the horizon
+    for verb in ("pause", "resume", "trigger"):
+        assert_error(await client.post(f"/schedules/nope/{verb}"), 404)
+
+
+async def test_trigger_makes_one_task_due_now_outside_the_cadence(client: Client, pool) -> None:
+    assert (await client.post("/schedules", json={**BASE, "payload": {"k": 1}})).status_code == 201
+    triggered = await client.post("/schedules/nightly/trigger")
+    assert triggered.status_code == 201, triggered.text
+    task = (await client.get(f"/task/{triggered.json()['task_id']}")).json()
+    assert (task["schedule"], task["status"], task["payload"]) == ("nightly", "submitted", {"k": 1})
+    due = datetime.fromisoformat(task["execution_time"])
+    assert abs((due - datetime.now(UTC)).total_seconds()) < 5
