@@ -187,6 +187,15 @@ def migrate() -> None:
     typer.echo("migrations applied")
 
 
+def _schedules() -> None:
+    from shared.schedules_cli import app
+
+    cli.add_typer(app, name="schedules")
+
+
+_schedules()
+
+
 def main() -> None:
     cli(prog_name="duetime")
 
