@@ -41,23 +41,12 @@ MAX_PAGE = 1000
 _decode = msgspec.json.Decoder(dict)
 
 
-def _cadence(row: Any) -> Cadence:
-    return Cadence(
-        cron=row["cron"],
-        interval_seconds=row["interval_seconds"],
-        timezone=row["timezone"],
-        anchor=row["start_at"] or row["anchor"],
-        start_at=row["start_at"],
-        end_at=row["end_at"],
-    )
-
-
 def _view(row: Any) -> ScheduleView:
     fields = {name: row[name] for name in ScheduleView.__struct_fields__ if name in row}
     fields["payload"] = _decode.decode(row["payload"])
     start = row["next_at"]
     fields["next_runs"] = (
-        [] if start is None else [start, *_cadence(row).next_runs(start, NEXT_RUNS - 1)]
+        [] if start is None else [start, *Cadence.of_row(row).next_runs(start, NEXT_RUNS - 1)]
     )
     return ScheduleView(**fields)
 
@@ -183,7 +172,7 @@ async def next_runs(
     if after is not None and after.tzinfo is None:
         raise ApiError(400, "after: an RFC 3339 time with an offset is required", field="after")
     row = await _found(state, name)
-    return Occurrences(name, _cadence(row).next_runs(after or datetime.now(UTC), count))
+    return Occurrences(name, Cadence.of_row(row).next_runs(after or datetime.now(UTC), count))
 
 
 @delete("/schedules/{name:str}", status_code=200, responses=errors(400, 404, 503))

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -146,6 +147,19 @@ class Cadence:
             raise ScheduleError("interval", "an interval needs an anchor")
         if self.start_at and self.end_at and self.end_at < self.start_at:
             raise ScheduleError("end_at", f"{self.end_at.isoformat()} is before start_at")
+
+    @classmethod
+    def of_row(cls, row: Any) -> Cadence:
+        """A schedules row's cadence (intervals count from start_at, else from its anchor: when
+        it was made)."""
+        return cls(
+            cron=row["cron"],
+            interval_seconds=row["interval_seconds"],
+            timezone=row["timezone"],
+            anchor=row["start_at"] or row["anchor"],
+            start_at=row["start_at"],
+            end_at=row["end_at"],
+        )
 
     def after(self, instant: datetime) -> Iterator[datetime]:
         """The occurrences strictly after `instant`, in order, within start and end (UTC)."""

@@ -26,18 +26,6 @@ HORIZON_SECONDS = 10.0  # occurrences are made this far ahead: a one-second cron
 LEASE_SECONDS = 30.0
 
 
-def cadence_of(row: asyncpg.Record) -> Cadence:
-    """A schedule row's cadence (intervals count from start_at, else from when it was made)."""
-    return Cadence(
-        cron=row["cron"],
-        interval_seconds=row["interval_seconds"],
-        timezone=row["timezone"],
-        anchor=row["start_at"] or row["anchor"],
-        start_at=row["start_at"],
-        end_at=row["end_at"],
-    )
-
-
 class Scheduler(Service):
     name = "creating scheduled tasks"
 
@@ -81,7 +69,7 @@ class Scheduler(Service):
     async def _materialize(self, row: asyncpg.Record) -> queries.Materialized:
         try:
             planned = plan(
-                cadence_of(row),
+                Cadence.of_row(row),
                 row["next_at"],
                 row["db_now"],
                 horizon=self._horizon,
