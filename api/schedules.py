@@ -73,10 +73,7 @@ def _checked(data: ScheduleCreate, state: State, now: datetime) -> tuple[Cadence
         for field in ("start_at", "end_at"):
             when = getattr(data, field)
             if when is not None:
-                try:
-                    checked_time(when)
-                except ApiError as exc:
-                    raise ScheduleError(field, str(exc).partition(": ")[2]) from None
+                checked_time(when, field)  # an ApiError naming the field, as for a task
         cadence = Cadence(
             cron=cron,
             interval_seconds=seconds,

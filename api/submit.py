@@ -148,7 +148,7 @@ def checked_payload(payload: dict[str, Any]) -> str:
     return text
 
 
-def checked_time(when: datetime) -> datetime:
+def checked_time(when: datetime, field: str = "execution_time") -> datetime:
     """`when` if the database can store it and give it back as it was, else ApiError.
 
     Python holds years 1 to 9999, but an offset can carry the first or last day out of UTC's
@@ -158,9 +158,9 @@ def checked_time(when: datetime) -> datetime:
     if not FIRST_DAY <= when.date() <= LAST_DAY:
         raise ApiError(
             400,
-            f"execution_time: {when.isoformat()} is out of range; "
+            f"{field}: {when.isoformat()} is out of range; "
             f"the date must be {FIRST_DAY} to {LAST_DAY}",
-            field="execution_time",
+            field=field,
         )
     return when
 
