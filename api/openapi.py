@@ -19,7 +19,15 @@ from litestar.openapi.spec import OpenAPI
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
-from api.schemas import FieldError, ScheduleCreate, StateError, TaskChange, TaskCreate, TaskItem
+from api.schemas import (
+    FieldError,
+    ScheduleChange,
+    ScheduleCreate,
+    StateError,
+    TaskChange,
+    TaskCreate,
+    TaskItem,
+)
 
 ASSETS_DIR = Path(__file__).resolve().parent / "docs_assets"
 ASSETS_PATH = "/schema/assets"
@@ -58,7 +66,15 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
 # Litestar does not say so in the schema.
 _STRICT = frozenset(
     struct.__name__
-    for struct in (TaskItem, TaskCreate, TaskChange, ScheduleCreate, FieldError, StateError)
+    for struct in (
+        TaskItem,
+        TaskCreate,
+        TaskChange,
+        ScheduleCreate,
+        ScheduleChange,
+        FieldError,
+        StateError,
+    )
     if struct.__struct_config__.forbid_unknown_fields
 )
 _DEFAULT_400 = "Validation Exception"  # the description of Litestar's {status_code, detail, extra}
@@ -87,11 +103,12 @@ def tidy(doc: dict[str, Any], task_types: frozenset[str]) -> dict[str, Any]:
     schemas = doc.get("components", {}).get("schemas", {})
     for name in _STRICT & schemas.keys():
         schemas[name]["additionalProperties"] = False
-    for name in ("TaskItem", "TaskCreate", "ScheduleCreate"):
+    for name in ("TaskItem", "TaskCreate", "ScheduleCreate", "ScheduleChange"):
         if name in schemas:
             schemas[name]["properties"]["task_type"]["enum"] = sorted(task_types)
-    if "TaskChange" in schemas:
-        schemas["TaskChange"]["minProperties"] = 1  # an empty change is refused
+    for name in ("TaskChange", "ScheduleChange"):
+        if name in schemas:
+            schemas[name]["minProperties"] = 1  # an empty change is refused
     return doc
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, delete, get, post
+from litestar import Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
@@ -22,6 +22,7 @@ from api.schemas import (
     MAX_PAYLOAD_BYTES,
     SCHEDULE_NAME_PATTERN,
     Occurrences,
+    ScheduleChange,
     ScheduleCreate,
     ScheduleDeleted,
     SchedulePage,
@@ -31,6 +32,7 @@ from api.schemas import (
 from api.submit import body_check, checked_payload, checked_time
 from shared import queries
 from shared.ids import new_task_id
+from shared.policy import FIELDS as POLICY_FIELDS
 from shared.policy import PolicyError, TaskPolicy, asked_of, resolve
 from shared.schedule import Cadence, ScheduleError, parse_cron, parse_interval, zone
 
@@ -55,32 +57,48 @@ def _refused(exc: ScheduleError | PolicyError) -> ApiError:
     return ApiError(400, str(exc), field=exc.field)
 
 
-def _checked(data: ScheduleCreate, state: State, now: datetime) -> tuple[Cadence, TaskPolicy]:
-    """The schedule's cadence and resolved policy; ApiError naming the field if refused."""
+def _known_type(task_type: str, state: State) -> None:
     known: frozenset[str] = state.task_types
-    if data.task_type not in known:
+    if task_type not in known:
         raise ApiError(
             422,
-            f"task_type: unknown type {data.task_type!r}; known types: {', '.join(sorted(known))}",
+            f"task_type: unknown type {task_type!r}; known types: {', '.join(sorted(known))}",
             field="task_type",
         )
+
+
+def _cadence(
+    cron: str | None,
+    interval: str | float | None,
+    timezone: str,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    anchor: datetime,
+) -> Cadence:
+    """The cadence these fields describe (intervals count from start_at, else from `anchor`);
+    ScheduleError naming the field if refused."""
+    if (cron is None) == (interval is None):
+        raise ScheduleError("cron", "give exactly one of cron and interval")
+    for field, when in (("start_at", start_at), ("end_at", end_at)):
+        if when is not None:
+            checked_time(when, field)  # an ApiError naming the field, as for a task
+    zone(timezone)
+    return Cadence(
+        cron=None if cron is None else parse_cron(cron),
+        interval_seconds=None if interval is None else parse_interval(interval),
+        timezone=timezone,
+        anchor=start_at or anchor,
+        start_at=start_at,
+        end_at=end_at,
+    )
+
+
+def _checked(data: ScheduleCreate, state: State, now: datetime) -> tuple[Cadence, TaskPolicy]:
+    """The schedule's cadence and resolved policy; ApiError naming the field if refused."""
+    _known_type(data.task_type, state)
     try:
-        if (data.cron is None) == (data.interval is None):
-            raise ScheduleError("cron", "give exactly one of cron and interval")
-        cron = None if data.cron is None else parse_cron(data.cron)
-        seconds = None if data.interval is None else parse_interval(data.interval)
-        zone(data.timezone)
-        for field in ("start_at", "end_at"):
-            when = getattr(data, field)
-            if when is not None:
-                checked_time(when, field)  # an ApiError naming the field, as for a task
-        cadence = Cadence(
-            cron=cron,
-            interval_seconds=seconds,
-            timezone=data.timezone,
-            anchor=data.start_at or now,
-            start_at=data.start_at,
-            end_at=data.end_at,
+        cadence = _cadence(
+            data.cron, data.interval, data.timezone, data.start_at, data.end_at, anchor=now
         )
         policy = resolve(asked_of(data), state.policies[data.task_type])
     except (ScheduleError, PolicyError) as exc:
@@ -182,6 +200,92 @@ async def delete_schedule(name: NameParam, state: State) -> ScheduleDeleted:
     return ScheduleDeleted(name, deleted)
 
 
+# The fields that decide when occurrences fall: a change to any of them moves next_at.
+_CADENCE_FIELDS = ("cron", "interval", "timezone", "start_at", "end_at")
+
+
+def _asked(data: ScheduleChange) -> dict[str, Any]:
+    """The fields a change names: each not left out, but a null policy field (unchanged)."""
+    asked: dict[str, Any] = {}
+    for name in ScheduleChange.__struct_fields__:
+        value = getattr(data, name)
+        if value is not msgspec.UNSET and not (value is None and name in POLICY_FIELDS):
+            asked[name] = value
+    return asked
+
+
+def _changed(data: ScheduleChange, row: Any, state: State) -> tuple[object, ...]:
+    """The columns of schedule_update for `row` (locked) changed as `data` says, checked as a
+    new schedule's are; ApiError naming the field if refused."""
+    asked = _asked(data)
+
+    def field(name: str, column: str | None = None) -> Any:
+        return asked[name] if name in asked else row[column or name]
+
+    task_type = field("task_type")
+    _known_type(task_type, state)
+    if "cron" in asked and "interval" in asked:
+        raise ApiError(400, "cron: give exactly one of cron and interval", field="cron")
+    cron = None if "interval" in asked else field("cron")
+    interval = None if "cron" in asked else field("interval", "interval_seconds")
+    now: datetime = row["db_now"]
+    # An interval counts from start_at, else from when it was set: a new one from now.
+    anchor = now if asked.keys() & {"interval", "start_at"} else row["anchor"]
+    try:
+        cadence = _cadence(
+            cron, interval, field("timezone"), field("start_at"), field("end_at"), anchor
+        )
+        policy = resolve(asked_of(data), TaskPolicy.of_row(row))
+    except (ScheduleError, PolicyError) as exc:
+        raise _refused(exc) from None
+    next_at = row["next_at"]
+    if asked.keys() & set(_CADENCE_FIELDS):
+        # The new cadence from now on, after every occurrence the old one made already.
+        since = max(now, row["last_made"] or now)
+        first = cadence.next_runs(since, 1)
+        next_at = first[0] if first else None
+    payload = checked_payload(asked["payload"]) if "payload" in asked else row["payload"]
+    return (
+        task_type,
+        payload,
+        cadence.cron,
+        cadence.interval_seconds,
+        cadence.timezone,
+        cadence.start_at,
+        cadence.end_at,
+        field("enabled"),
+        field("overlap"),
+        field("catch_up"),
+        field("catch_up_limit"),
+        *policy.columns,
+        anchor if cadence.start_at is None else cadence.start_at,
+        next_at,
+    )
+
+
+check_change_body = body_check(msgspec.json.Decoder(ScheduleChange), "a JSON object")
+
+
+@patch(
+    "/schedules/{name:str}",
+    before_request=check_change_body,
+    request_max_body_size=2 * MAX_PAYLOAD_BYTES,
+    responses=errors(400, 404, 413, 415, 422, 503),
+)
+async def change_schedule(
+    name: NameParam, data: JSONBody[ScheduleChange], state: State
+) -> ScheduleView:
+    """Change any fields of a schedule but its name. It applies to the occurrences not yet made
+    tasks (those made already, due within the next 10 s, keep what they had); a change of
+    cadence (cron, interval, timezone, start_at, end_at) takes it on from now."""
+    if not _asked(data):
+        raise ApiError(400, "the request body names nothing to change")
+    row = await queries.change_schedule(state.pool, name, lambda row: _changed(data, row, state))
+    if row is None:
+        raise ApiError(404, f"no schedule {name!r}")
+    return _view(row)
+
+
 async def _set_enabled(state: State, name: str, enabled: bool) -> ScheduleView:
     row = await queries.set_schedule_enabled(state.pool, name, enabled)
     if row is None:
@@ -217,6 +321,7 @@ async def trigger_schedule(name: NameParam, state: State) -> TaskCreated:
 SCHEDULE_HANDLERS = [
     create_schedule,
     get_schedule,
+    change_schedule,
     list_schedules,
     next_runs,
     delete_schedule,

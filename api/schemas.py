@@ -135,34 +135,59 @@ SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 ScheduleName = Annotated[str, msgspec.Meta(pattern=SCHEDULE_NAME_PATTERN)]
 
 
+CronExpression = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=200,
+        description="6 fields, seconds first ('0 0 9 * * 1-5'), or 5, minute first.",
+    ),
+]
+Interval = (
+    Annotated[str, msgspec.Meta(max_length=100, description="An ISO 8601 duration: PT30S.")]
+    | Annotated[float, msgspec.Meta(ge=1, description="Seconds, at least 1.")]
+)
+ZoneName = Annotated[str, msgspec.Meta(max_length=100, description="An IANA name.")]
+Overlap = Literal["allow", "skip"]
+CatchUp = Literal["latest", "all", "none"]
+CatchUpLimit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
 class ScheduleCreate(PolicyFields, kw_only=True):
     """POST /schedules: a task to make at every occurrence of a cron expression or an interval."""
 
     name: Annotated[ScheduleName, msgspec.Meta(description="Unique; 1-200 of A-Z a-z 0-9 _.:-")]
     task_type: TaskTypeName
     payload: dict[str, Any] | None = None
-    cron: (
-        Annotated[
-            str,
-            msgspec.Meta(
-                max_length=200,
-                description="6 fields, seconds first ('0 0 9 * * 1-5'), or 5, minute first.",
-            ),
-        ]
-        | None
-    ) = None
-    interval: (
-        Annotated[str, msgspec.Meta(max_length=100, description="An ISO 8601 duration: PT30S.")]
-        | Annotated[float, msgspec.Meta(ge=1, description="Seconds, at least 1.")]
-        | None
-    ) = None
-    timezone: Annotated[str, msgspec.Meta(max_length=100, description="An IANA name.")] = "UTC"
+    cron: CronExpression | None = None
+    interval: Interval | None = None
+    timezone: ZoneName = "UTC"
     start_at: AwareDatetime | None = None
     end_at: AwareDatetime | None = None
     enabled: bool = True
-    overlap: Literal["allow", "skip"] = "allow"
-    catch_up: Literal["latest", "all", "none"] = "latest"
-    catch_up_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    overlap: Overlap = "allow"
+    catch_up: CatchUp = "latest"
+    catch_up_limit: CatchUpLimit = 100
+
+
+Unset = msgspec.UnsetType
+
+
+class ScheduleChange(PolicyFields, kw_only=True):
+    """PATCH /schedules/{name}: the fields to change, each as in POST /schedules; a field left
+    out is unchanged (a policy field too when null). A cron replaces an interval and the other
+    way round; start_at and end_at are cleared with null. The name cannot change."""
+
+    task_type: TaskTypeName | Unset = msgspec.UNSET
+    payload: dict[str, Any] | Unset = msgspec.UNSET
+    cron: CronExpression | Unset = msgspec.UNSET
+    interval: Interval | Unset = msgspec.UNSET
+    timezone: ZoneName | Unset = msgspec.UNSET
+    start_at: AwareDatetime | Unset | None = msgspec.UNSET
+    end_at: AwareDatetime | Unset | None = msgspec.UNSET
+    enabled: bool | Unset = msgspec.UNSET
+    overlap: Overlap | Unset = msgspec.UNSET
+    catch_up: CatchUp | Unset = msgspec.UNSET
+    catch_up_limit: CatchUpLimit | Unset = msgspec.UNSET
 
 
 class ScheduleView(msgspec.Struct, kw_only=True):

@@ -69,6 +69,12 @@ class TaskPolicy(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
             policy = msgspec.structs.replace(policy, backoff_cap_seconds=base)
         return policy
 
+    @classmethod
+    def of_row(cls, row: Any) -> TaskPolicy:
+        """The policy a row holds in its policy columns (a task's, a schedule's)."""
+        fields = {name: row[name] for name in FIELDS}
+        return cls(**{**fields, "backoff": Backoff(fields["backoff"])})
+
     @property
     def values(self) -> tuple[Any, ...]:
         """The fields in their order."""

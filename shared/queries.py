@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +20,7 @@ _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy  # what a pool hands out
 Executor = Conn | asyncpg.Pool | TimedPool  # TimedPool: what the API and workers use
+T = TypeVar("T")
 
 
 @functools.cache
@@ -311,6 +312,11 @@ async def delete_schedule(db: Executor, name: str) -> int | None:
         deleted: int = await conn.fetchval(sql()["schedule_delete_occurrences"], name)
         return deleted
 
+    return await _in_transaction(db, work)
+
+
+async def _in_transaction(db: Executor, work: Callable[[Conn], Awaitable[T]]) -> T:
+    """`work` on one connection in a transaction, whatever kind of executor `db` is."""
     if isinstance(db, TimedPool):
         return await db.transaction(work)
     if isinstance(db, asyncpg.Pool):
@@ -318,6 +324,25 @@ async def delete_schedule(db: Executor, name: str) -> int | None:
             return await work(conn)
     async with db.transaction():
         return await work(db)
+
+
+async def change_schedule(
+    db: Executor, name: str, change: Callable[[asyncpg.Record], Sequence[object]]
+) -> asyncpg.Record | None:
+    """Rewrite a schedule in one transaction: `change` is given the locked row (with db_now and
+    last_made, see schedule_lock) and returns the columns of schedule_insert after the name; an
+    exception it raises changes nothing. The new row, or None if there is no such schedule."""
+
+    async def work(conn: Conn) -> asyncpg.Record | None:
+        row = await conn.fetchrow(sql()["schedule_lock"], name)
+        if row is None:
+            return None
+        changed: asyncpg.Record | None = await conn.fetchrow(
+            sql()["schedule_update"], name, *change(row)
+        )
+        return changed
+
+    return await _in_transaction(db, work)
 
 
 async def set_schedule_enabled(db: Executor, name: str, enabled: bool) -> asyncpg.Record | None:

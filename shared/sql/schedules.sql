@@ -116,3 +116,27 @@ SELECT $2, task_type, now(), payload, max_attempts, backoff, backoff_base_second
 FROM schedules
 WHERE name = $1
 RETURNING id;
+
+-- name: schedule_lock
+-- Schedule $1 name, locked until the transaction ends (a scheduler's materialize of it waits,
+-- then finds its lease gone), with the database's now and the latest occurrence made a task.
+SELECT s.*, now() AS db_now,
+    (SELECT max(occurrence) FROM tasks WHERE schedule = $1) AS last_made
+FROM schedules AS s
+WHERE s.name = $1
+FOR UPDATE;
+
+-- name: schedule_update
+-- Rewrites schedule $1 name, the values in schedule_insert's order: $2 task type, $3 payload,
+-- $4 cron, $5 interval seconds, $6 time zone, $7 start_at, $8 end_at, $9 enabled, $10 overlap,
+-- $11 catch_up, $12 catch_up_limit, $13 max_attempts, $14 backoff, $15 base seconds, $16 cap
+-- seconds, $17 retry_on_loss, $18 timeout seconds, $19 anchor, $20 next_at; and clears the
+-- lease, so a pass in flight writes nothing. Returns the row.
+UPDATE schedules
+SET task_type = $2, payload = $3::jsonb, cron = $4, interval_seconds = $5, timezone = $6,
+    start_at = $7, end_at = $8, enabled = $9, overlap = $10, catch_up = $11, catch_up_limit = $12,
+    max_attempts = $13, backoff = $14, backoff_base_seconds = $15, backoff_cap_seconds = $16,
+    retry_on_loss = $17, timeout_seconds = $18, anchor = $19, next_at = $20, lease_until = NULL,
+    updated_at = now()
+WHERE name = $1
+RETURNING *;
