@@ -4,6 +4,7 @@ api.bulk, the probes in api.probes); errors go through api.errors."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from api.notifier import DueNotifier
 from api.openapi import errors
 from api.probes import health, ready
 from api.schedules import SCHEDULE_HANDLERS
-from api.schemas import MAX_PAYLOAD_BYTES, TaskChange, TaskPage
+from api.schemas import MAX_PAYLOAD_BYTES, SCHEDULE_NAME_PATTERN, TaskChange, TaskPage
 from api.submit import body_check, checked_payload, checked_time, create_task
 from shared import queries
 from shared.counts import TaskCounts, count_tasks
@@ -66,6 +67,9 @@ async def get_task(task_id: TaskId, state: State) -> TaskView:
 
 # The query parameters are taken as text and checked by the handler (its messages name them);
 # the schema says what they must be.
+_SCHEDULE_NAME = re.compile(SCHEDULE_NAME_PATTERN)
+
+
 def _documented(**schema: Any) -> Any:
     return QueryParameter(schema_extra={"one_of": None, "type": "string", **schema})
 
@@ -91,8 +95,16 @@ async def list_tasks(
             schema_extra={"one_of": None, "type": "string", "format": "uuid"},
         ),
     ] = None,
+    schedule: Annotated[
+        str | None,
+        QueryParameter(
+            description="Only the tasks this schedule made (also after it was deleted).",
+            schema_extra={"one_of": None, "type": "string", "pattern": SCHEDULE_NAME_PATTERN},
+        ),
+    ] = None,
 ) -> TaskPage:
-    """Tasks in creation order, a keyset page at a time; pass next_cursor back as cursor."""
+    """Tasks in creation order, a keyset page at a time; pass next_cursor back as cursor. The
+    filters combine."""
     status_filter: TaskStatus | None = None
     if status is not None:
         try:
@@ -103,6 +115,8 @@ async def list_tasks(
             ) from None
     if task_type is not None and not TASK_TYPE_PATTERN.fullmatch(task_type):
         raise ApiError(400, f"type: {task_type!r} is not a task type name", field="type")
+    if schedule is not None and not _SCHEDULE_NAME.fullmatch(schedule):
+        raise ApiError(400, f"schedule: {schedule!r} is not a schedule name", field="schedule")
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(400, f"limit: must be between 1 and {MAX_PAGE}, got {limit}", field="limit")
     after = None
@@ -114,7 +128,12 @@ async def list_tasks(
                 400, f"cursor: {cursor!r} is not a cursor from a previous page", field="cursor"
             ) from None
     rows = await queries.list_page(
-        state.pool, status=status_filter, task_type=task_type, after=after, limit=limit
+        state.pool,
+        status=status_filter,
+        task_type=task_type,
+        after=after,
+        limit=limit,
+        schedule=schedule,
     )
     tasks = [TaskView.from_record(row) for row in rows]
     next_cursor = str(tasks[-1].task_id) if len(tasks) == limit else None

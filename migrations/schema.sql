@@ -126,4 +126,6 @@ CREATE UNIQUE INDEX tasks_occurrence_idx ON public.tasks USING btree (schedule, 
 
 CREATE INDEX tasks_page_idx ON public.tasks USING btree (status, id) WHERE (status = ANY (ARRAY['submitted'::public.task_status, 'failed'::public.task_status, 'deleted'::public.task_status]));
 
+CREATE INDEX tasks_schedule_page_idx ON public.tasks USING btree (schedule, id) WHERE (schedule IS NOT NULL);
+
 CREATE STATISTICS public.tasks_status_type (mcv) ON task_type, status FROM public.tasks;

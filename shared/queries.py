@@ -212,7 +212,13 @@ async def list_page(
     task_type: str | None,
     after: UUID | None,
     limit: int,
+    schedule: str | None = None,
 ) -> list[asyncpg.Record]:
+    if schedule is not None:
+        status_text = None if status is None else status.value
+        return await db.fetch(
+            sql()["task_list_by_schedule"], schedule, status_text, task_type, after, limit
+        )
     if status is None:
         return await db.fetch(sql()["task_list"], task_type, after, limit)
     return await db.fetch(status_page_sql(status), task_type, after, limit)

@@ -271,6 +271,19 @@ WHERE status = '{status}'
 ORDER BY id
 LIMIT $3;
 
+-- name: task_list_by_schedule
+-- A keyset page of schedule $1 text name's tasks, in id order, through tasks_schedule_page_idx.
+-- $2 text status or NULL for all, $3 text task type or NULL, $4 uuid cursor or NULL, $5 int page
+-- size.
+SELECT *
+FROM tasks
+WHERE schedule = $1
+    AND ($2::task_status IS NULL OR status = $2::task_status)
+    AND ($3::text IS NULL OR task_type = $3)
+    AND ($4::uuid IS NULL OR id > $4)
+ORDER BY schedule, id
+LIMIT $5;
+
 -- name: task_delete_submitted
 -- Deletes a task only while it is submitted: once this commits the task can never start. A claim
 -- holding the row makes this wait and then re-check the status. $1 uuid id. Returns the row.

@@ -157,3 +157,34 @@ async def test_trigger_makes_one_task_due_now_outside_the_cadence(client: Client
     assert (task["schedule"], task["status"], task["payload"]) == ("nightly", "submitted", {"k": 1})
     due = datetime.fromisoformat(task["execution_time"])
     assert abs((due - datetime.now(UTC)).total_seconds()) < 5
+
+
+async def test_a_schedules_tasks_are_listed_by_its_name(client: Client, pool) -> None:
+    for name in ("a", "b"):
+        body = {**BASE, "name": name, "cron": "* * * * * *"}
+        assert (await client.post("/schedules", json=body)).status_code == 201
+    await Scheduler(pool, horizon=5).run_once()
+    await client.post("/task", json={"task_type": "noop", "execution_time": "2030-01-01T00:00:00Z"})
+    made = [r[0] for r in await pool.fetch("SELECT id FROM tasks WHERE schedule = 'b' ORDER BY id")]
+    assert len(made) >= 5
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:  # two at a time, to the end
+        params = {"schedule": "b", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/task", params=params)).json()
+        assert {t["schedule"] for t in page["tasks"]} <= {"b"}
+        seen += [t["task_id"] for t in page["tasks"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [str(i) for i in made]
+    # The filters combine; a deleted schedule's tasks are still found by its name.
+    assert (await client.delete(f"/task/{made[0]}")).status_code == 200
+    deleted = (await client.get("/task", params={"schedule": "b", "status": "deleted"})).json()
+    assert [t["task_id"] for t in deleted["tasks"]] == [str(made[0])]
+    assert (await client.delete("/schedules/b")).status_code == 200
+    after = (await client.get("/task", params={"schedule": "b", "limit": 1000})).json()
+    assert [t["task_id"] for t in after["tasks"]] == [str(i) for i in made]
+    assert {t["status"] for t in after["tasks"]} == {"deleted"}
+    assert (await client.get("/task", params={"schedule": "nope"})).json()["tasks"] == []
+    assert_error(await client.get("/task", params={"schedule": "no spaces"}), 400, "schedule")

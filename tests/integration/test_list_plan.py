@@ -71,3 +71,38 @@ async def test_a_status_page_reads_an_index_never_the_table(
     assert not any(n["Node Type"] == "Seq Scan" for n in scans), scans
     if status in (TaskStatus.SUBMITTED, TaskStatus.FAILED, TaskStatus.DELETED):
         assert [n.get("Index Name") for n in scans] == ["tasks_page_idx"], scans
+
+
+@pytest.mark.parametrize("analyze", [False, True], ids=["stale-statistics", "analyzed"])
+@pytest.mark.parametrize("plan_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_a_schedule_page_reads_its_index(dsn: str, analyze: bool, plan_mode: str) -> None:
+    """GET /task?schedule=…: the schedule's rows through tasks_schedule_page_idx, never a scan of
+    the table's 40,000 one-off tasks, in id order."""
+    conn = await asyncpg.connect(dsn, server_settings=db.API_SERVER_SETTINGS)
+    try:
+        await _load(conn, analyze)
+        await conn.execute(
+            """
+            INSERT INTO tasks (id, task_type, execution_time, schedule, occurrence)
+            SELECT gen_random_uuid(), 'noop', t, s, t
+            FROM unnest(ARRAY['a', 'b']) AS s,
+                generate_series(now(), now() + interval '999 seconds', interval '1 second') AS t
+            """
+        )
+        await conn.execute(f"SET plan_cache_mode = {plan_mode}")
+        page = await queries.list_page(
+            conn, status=None, task_type=None, after=None, limit=PAGE, schedule="b"
+        )
+        await conn.execute(f"PREPARE page AS {queries.sql()['task_list_by_schedule']}")
+        raw = await conn.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE page('b', NULL, NULL, NULL, {PAGE})"
+        )
+        expected = await conn.fetch(
+            "SELECT id FROM tasks WHERE schedule = 'b' ORDER BY id LIMIT $1", PAGE
+        )
+    finally:
+        await conn.close()
+    assert [row["id"] for row in page] == [row["id"] for row in expected]
+    assert len(page) == PAGE
+    scans = [n for n in nodes(json.loads(raw)[0]["Plan"]) if "Scan" in n["Node Type"]]
+    assert [n.get("Index Name") for n in scans] == ["tasks_schedule_page_idx"], scans
