@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from shared.policy import Attempts, Backoff, Seconds, Timeout
+from shared.schedule import MAX_DURATION_SECONDS
 from shared.task import TaskView
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -61,12 +62,27 @@ class PolicyFields(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class TaskItem(PolicyFields, kw_only=True):
-    """A task of POST /tasks: when to run which type of task, with an optional JSON object
-    payload and an optional failure policy (a field omitted is inherited). A batch is keyed by
-    the Idempotency-Key header as a whole, so an item takes no key."""
+    """A task of POST /tasks: when to run which type of task (execution_time, or a delay from
+    now; neither: due now), with an optional JSON object payload and an optional failure policy
+    (a field omitted is inherited). A batch is keyed by the Idempotency-Key header as a whole, so
+    an item takes no key."""
 
     task_type: TaskTypeName
-    execution_time: AwareDatetime
+    execution_time: AwareDatetime | None = None
+    delay: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=100,
+                description="Instead of execution_time: due this long after the database's "
+                "now. An ISO 8601 duration (PT10M), up to 100 years.",
+            ),
+        ]
+        | Annotated[
+            float, msgspec.Meta(ge=0, le=MAX_DURATION_SECONDS, description="Seconds, from 0.")
+        ]
+        | None
+    ) = None
     payload: dict[str, Any] | None = None
 
 

@@ -32,6 +32,7 @@ from api.schemas import (
 from shared import queries
 from shared.ids import new_task_id
 from shared.policy import Backoff, PolicyError, TaskPolicy, asked_of, names_any, resolve
+from shared.schedule import MAX_DURATION_SECONDS, ScheduleError, parse_duration
 from shared.task import NewTask, holds_json_nul
 
 _encoder = msgspec.json.Encoder()
@@ -117,7 +118,7 @@ def _new_task(
             field="task_type",
         )
     payload = checked_payload(data.payload or {})
-    when = checked_time(data.execution_time)
+    when, delay = _due(data)
     policy = policies[data.task_type]
     if names_any(data):
         policy = resolve_policy(data, policy)
@@ -129,7 +130,23 @@ def _new_task(
         payload=payload,
         policy=policy,
         idempotency_key=key,
+        delay=delay,
     )
+
+
+def _due(data: TaskItem) -> tuple[datetime | None, float]:
+    """When the task is due: (execution_time, 0) if it names one, else (None, delay seconds)
+    for the database to add to its own now; neither: due now."""
+    if data.execution_time is not None:
+        if data.delay is not None:
+            raise ApiError(400, "delay: give execution_time or delay, not both", field="delay")
+        return checked_time(data.execution_time), 0.0
+    if data.delay is None:
+        return None, 0.0
+    try:
+        return None, parse_duration(data.delay, "delay", 0.0, MAX_DURATION_SECONDS)
+    except ScheduleError as exc:
+        raise ApiError(400, str(exc), field="delay") from None
 
 
 def checked_payload(payload: dict[str, Any]) -> str:
@@ -266,7 +283,8 @@ async def create_task(
     state: State,
     idempotency_header: KeyHeader = None,
 ) -> Response[TaskCreated]:
-    """Submit a task; it runs at or after execution_time, retried as its failure policy says."""
+    """Submit a task; it runs at or after execution_time (or its delay from now; neither: now),
+    retried as its failure policy says."""
     task = new_task(data, state, _idempotency_key(data, idempotency_header))
     key = task.idempotency_key
     created = True

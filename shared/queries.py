@@ -71,6 +71,8 @@ async def _insert_many(db: Executor, tasks: Sequence[NewTask], key: str | None) 
         numbers,
         *(list(column) for column in zip(*policies, strict=True)),
         key,
+        # Sent only when some task is due after a delay from the database's now.
+        [t.delay for t in tasks] if any(t.execution_time is None for t in tasks) else None,
     )
     assert row is not None  # the statement always answers one row
     return row
@@ -93,6 +95,7 @@ async def insert_keyed(db: Executor, task: NewTask) -> float | None:
         task.payload,
         *_policy(task),
         task.idempotency_key,
+        task.delay,
     )
     return due_in
 

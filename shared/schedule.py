@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 MIN_INTERVAL_SECONDS = 1.0
+MAX_DURATION_SECONDS = 100 * 365 * 86400.0  # an interval or a delay: 100 years at most
 # No zone's wall clock jumps by more than this at once (the largest DST shift is 2 h): a wall time
 # maps to an instant at most this far from its neighbours', which bounds the reordering below.
 MAX_SHIFT = timedelta(hours=3)
@@ -67,24 +68,33 @@ def parse_cron(expression: str) -> str:
 def parse_interval(value: str | float) -> float:
     """Seconds, from an ISO 8601 duration ("PT30S", "P1D", "P1W"; no months or years, which
     have no fixed length) or a number of seconds; at least 1."""
+    return parse_duration(value, "interval", MIN_INTERVAL_SECONDS, MAX_DURATION_SECONDS)
+
+
+def parse_duration(value: str | float, field: str, least: float, most: float) -> float:
+    """Seconds from `least` to `most`, from an ISO 8601 duration of weeks, days, hours, minutes
+    and seconds or a number of seconds; ScheduleError naming `field` if not."""
     if isinstance(value, bool):
-        raise ScheduleError("interval", "must be an ISO 8601 duration or a number of seconds")
+        raise ScheduleError(field, "must be an ISO 8601 duration or a number of seconds")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
         match = _DURATION.match(value.strip().upper())
         if match is None:
             raise ScheduleError(
-                "interval",
+                field,
                 f"{value!r} is not an ISO 8601 duration of weeks, days, hours, minutes and "
                 "seconds (as PT30S, PT1H30M, P1D); months and years have no fixed length",
             )
         parts = {name: float(v) for name, v in match.groupdict().items() if v is not None}
-        seconds = timedelta(**parts).total_seconds()
-    if not seconds >= MIN_INTERVAL_SECONDS:
-        raise ScheduleError(
-            "interval", f"must be at least {MIN_INTERVAL_SECONDS:g} s, got {value!r}"
-        )
+        try:
+            seconds = timedelta(**parts).total_seconds()
+        except OverflowError:
+            seconds = math.inf
+    if not seconds >= least:
+        raise ScheduleError(field, f"must be at least {least:g} s, got {value!r}")
+    if not seconds <= most:
+        raise ScheduleError(field, f"must be at most {most:g} s, got {value!r}")
     return seconds
 
 
@@ -165,10 +175,13 @@ class Cadence:
         """The occurrences strictly after `instant`, in order, within start and end (UTC)."""
         since = instant if self.start_at is None else max(instant, self.start_at - _TICK)
         found = self._cron_after(since) if self.cron is not None else self._interval_after(since)
-        for occurrence in found:
-            if self.end_at is not None and occurrence > self.end_at:
-                return
-            yield occurrence
+        try:
+            for occurrence in found:
+                if self.end_at is not None and occurrence > self.end_at:
+                    return
+                yield occurrence
+        except OverflowError:  # past the year 9999: there are no more
+            return
 
     def next_runs(self, instant: datetime, count: int) -> list[datetime]:
         runs: list[datetime] = []

@@ -58,10 +58,11 @@ class NewTask(msgspec.Struct, frozen=True, kw_only=True):
 
     id: UUID
     task_type: str
-    execution_time: datetime
+    execution_time: datetime | None  # None: due `delay` seconds after the database's now
     payload: str  # JSON text of an object
     policy: TaskPolicy  # every field set (shared.policy.resolve)
     idempotency_key: str | None = None
+    delay: float = 0.0
 
 
 class TaskView(msgspec.Struct, kw_only=True):

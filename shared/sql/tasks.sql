@@ -13,7 +13,9 @@
 -- objects), $5 int[] each task's policy: its number (from 1) in the policy arrays that follow,
 -- which hold each distinct policy once: $6 int[] max_attempts, $7 text[] backoff kinds,
 -- $8 float8[] backoff base seconds, $9 float8[] backoff cap seconds, $10 bool[] retry_on_loss,
--- $11 float8[] timeout seconds, $12 text the batch's idempotency key or NULL.
+-- $11 float8[] timeout seconds, $12 text the batch's idempotency key or NULL, $13 float8[] the
+-- delays of the tasks whose execution time is NULL (due that many seconds after the database's
+-- now), or NULL when every task has one (unnest pads it out with NULLs).
 WITH batch AS (
     INSERT INTO task_batches (idempotency_key, task_ids)
     SELECT $12::text, $1::uuid[] WHERE $12::text IS NOT NULL
@@ -24,10 +26,10 @@ WITH batch AS (
         id, task_type, execution_time, payload, max_attempts, backoff, backoff_base_seconds,
         backoff_cap_seconds, retry_on_loss, timeout_seconds
     )
-    SELECT n.id, n.task_type, n.execution_time, n.payload::jsonb, p.max_attempts, p.backoff,
-        p.base, p.cap, p.retry_on_loss, p.timeout
-    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[])
-        AS n(id, task_type, execution_time, payload, policy)
+    SELECT n.id, n.task_type, coalesce(n.execution_time, now() + make_interval(secs => n.delay)),
+        n.payload::jsonb, p.max_attempts, p.backoff, p.base, p.cap, p.retry_on_loss, p.timeout
+    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $13::float8[])
+        AS n(id, task_type, execution_time, payload, policy, delay)
     -- LEFT: a task whose number names no policy fails the batch (NOT NULL), never goes missing.
     LEFT JOIN unnest(
         $6::int[], $7::text[], $8::float8[], $9::float8[], $10::bool[], $11::float8[]
@@ -49,12 +51,14 @@ SELECT task_ids FROM task_batches WHERE idempotency_key = $1;
 -- execution_time, or no row if the key was taken: then task_get_by_key finds the task.
 -- $1 uuid id, $2 text task type, $3 timestamptz execution time, $4 text payload, $5 int
 -- max_attempts, $6 text backoff kind, $7 float8 backoff base, $8 float8 backoff cap, $9 bool
--- retry_on_loss, $10 float8 timeout seconds, $11 text idempotency key.
+-- retry_on_loss, $10 float8 timeout seconds, $11 text idempotency key, $12 float8 the delay
+-- from the database's now when $3 is NULL.
 INSERT INTO tasks (
     id, task_type, execution_time, payload, max_attempts, backoff, backoff_base_seconds,
     backoff_cap_seconds, retry_on_loss, timeout_seconds, idempotency_key
 )
-VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
+VALUES ($1, $2, coalesce($3, now() + make_interval(secs => $12)), $4::jsonb, $5, $6, $7, $8, $9,
+    $10, $11)
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING extract(epoch FROM execution_time - now())::float8 AS due_in;
 

@@ -364,7 +364,7 @@ async def test_openapi_documents_the_policy_fields_the_header_and_retry(client: 
     if "$ref" in schema:
         schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
     assert {*POLICY_FIELDS, "idempotency_key"} <= set(schema["properties"])
-    assert set(schema["required"]) == {"task_type", "execution_time"}
+    assert set(schema["required"]) == {"task_type"}
     assert schema["properties"]["max_attempts"]["maximum"] == 1000
     assert "description" in schema["properties"]["timeout_seconds"]
     assert [p["name"] for p in post_task["parameters"]] == ["Idempotency-Key"]

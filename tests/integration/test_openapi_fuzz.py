@@ -33,7 +33,8 @@ schema.config.checks.update(excluded_check_names=["use_after_free"])
 # fields each), a payload over 64 KiB once encoded (bytes, not items), and an integer written with
 # a fraction (1.0: an integer to JSON Schema, a float to a JSON parser); and a schedule's cadence:
 # cron syntax, an interval's ISO 8601 form, a time zone name, exactly one of cron and interval,
-# an end before the start; a change whose every field is a null policy field (nothing to change).
+# an end before the start; a change whose every field is a null policy field (nothing to change);
+# a delay beside an execution_time, or not an ISO 8601 duration of fixed length.
 _UNSTATED = (
     b"backoff_cap_seconds: ",
     b"differs from the Idempotency-Key header",
@@ -44,6 +45,7 @@ _UNSTATED = (
     b'"field":"timezone"',
     b'"field":"end_at"',
     b"names nothing to change",
+    b"delay: ",
 )
 
 

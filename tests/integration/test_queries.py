@@ -72,6 +72,7 @@ async def test_a_task_naming_no_policy_fails_its_whole_batch(pool: asyncpg.Pool)
             [False],
             [60.0],
             None,
+            None,
         )
     assert await pool.fetchval("SELECT count(*) FROM tasks") == 0
 
