@@ -20,11 +20,12 @@ SELECT gen_random_uuid(), 'noop', now() - interval '1 day' + n * interval '1 mil
 FROM generate_series(1, $1::int) AS n
 """
 # The run as the table saw it: from the first claim to the last completion (both stamped now(),
-# their transaction's start).
+# their transaction's start), over the rows `rows` picks.
 WINDOW = """
 SELECT count(*) FILTER (WHERE status = 'done') AS done,
        extract(epoch FROM max(finished_at) - min(started_at))::float8 AS seconds
 FROM {table}
+WHERE {rows}
 """
 
 
@@ -87,9 +88,12 @@ async def server_version(dsn: str) -> str:
         return version
 
 
-async def done_window(conn: asyncpg.Connection, table: str = "tasks") -> tuple[int, float]:
-    """(tasks done, seconds from the first claim to the last completion) in `table`."""
-    row = await conn.fetchrow(WINDOW.format(table=table))
+async def done_window(
+    conn: asyncpg.Connection, table: str = "tasks", rows: str = "true"
+) -> tuple[int, float]:
+    """(tasks done, seconds from the first claim to the last completion) in `table`, of the rows
+    the condition `rows` picks."""
+    row = await conn.fetchrow(WINDOW.format(table=table, rows=rows))
     assert row is not None
     done: int = row["done"]
     seconds: float = row["seconds"]

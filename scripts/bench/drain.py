@@ -16,20 +16,23 @@ from .processes import Processes, process_env
 
 POLL_SECONDS = 0.2
 
-FINISHED = "SELECT count(*) FROM tasks WHERE status IN ('done', 'failed')"
+# The bench's own tasks are the ones of no schedule: a schedule's occurrences (the schedules
+# section runs the drain beside some) are run by the same workers but not counted.
+OWN = "schedule IS NULL"
+FINISHED = f"SELECT count(*) FROM tasks WHERE status IN ('done', 'failed') AND {OWN}"
 # Claims per worker (each claim records `worker#n`: the worker is what comes before the #): now()
 # is the claim transaction's start, so each claim has its own started_at.
 # The statistics are the loaded table's (all submitted): a join here would be planned as if no row
 # were done, and be quadratic, so the start of the run is a scalar subquery (computed once).
-SHARES = """
+SHARES = f"""
 SELECT split_part(worker_id, '#', 1) AS worker_id, count(*) AS tasks,
        count(DISTINCT started_at) AS claims,
-       extract(epoch FROM min(started_at) - (SELECT min(started_at) FROM tasks))::float8
-           AS first_claim_s,
-       extract(epoch FROM max(finished_at) - (SELECT min(started_at) FROM tasks))::float8
-           AS last_finish_s
+       extract(epoch FROM min(started_at)
+           - (SELECT min(started_at) FROM tasks WHERE {OWN}))::float8 AS first_claim_s,
+       extract(epoch FROM max(finished_at)
+           - (SELECT min(started_at) FROM tasks WHERE {OWN}))::float8 AS last_finish_s
 FROM tasks
-WHERE status = 'done'
+WHERE status = 'done' AND {OWN}
 GROUP BY 1
 ORDER BY first_claim_s
 """
@@ -69,12 +72,23 @@ class DrainRun:
         )
 
 
-def drain_once(dsn: str, count: int, workers: int, deadline: float) -> DrainRun:
+def drain_once(
+    dsn: str,
+    count: int,
+    workers: int,
+    deadline: float,
+    *,
+    before_workers: Callable[[], None] | None = None,
+) -> DrainRun:
     """Load `count` due tasks, start the workers, wait until all are finished, stop the workers.
 
     `deadline` is a time.monotonic() value: past it, the wait gives up with TimeoutError.
+    `before_workers` runs after the load, before the first worker starts (the schedules section
+    sets up its schedules there).
     """
     asyncio.run(reload_due_noop(dsn, count))
+    if before_workers is not None:
+        before_workers()
     procs = Processes(process_env(dsn))
     started = time.monotonic()
     try:
@@ -102,7 +116,7 @@ async def _wait_finished(dsn: str, count: int, deadline: float, check: Callable[
 
 async def _measure(dsn: str, count: int, wall: float) -> DrainRun:
     async with connected(dsn) as conn:
-        done, seconds = await done_window(conn)
+        done, seconds = await done_window(conn, rows=OWN)
         shares = await conn.fetch(SHARES)
     if done != count:
         raise RuntimeError(f"{done:,} of {count:,} tasks are done (the rest failed)")

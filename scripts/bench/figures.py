@@ -6,6 +6,7 @@ import statistics
 from typing import TYPE_CHECKING
 
 from .scale import Verdict
+from .schedules import BESIDE_SCHEDULES, INTERVAL_SECONDS, PassRun
 from .submit import BULK_BATCH, BULK_SENDERS, HttpRun
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ POST_SHARE_GOAL = 0.6
 BULK_GOAL = 50_000
 LAG_P99_GOAL_MS = 50.0
 SCALE_SHARE_GOAL = 0.8
+SCHEDULES_SHARE_GOAL = 0.9
 GOAL_WORKERS = 2  # the goals compare 2 processes with 2
 GOAL_BATCH = 100
 
@@ -103,7 +105,26 @@ def goal_rows(r: Results) -> list[Row]:
                 _met(verdict.ratio >= SCALE_SHARE_GOAL and verdict.plan_unchanged),
             )
         )
+    beside = schedules_share(r)
+    if beside is not None:
+        rows.append(
+            (
+                f"drain beside {BESIDE_SCHEDULES:,} active schedules ≥ {SCHEDULES_SHARE_GOAL:.0%} "
+                "of the plain drain",
+                f"{beside:.0%}",
+                _met(beside >= SCHEDULES_SHARE_GOAL),
+            )
+        )
     return rows
+
+
+def schedules_share(r: Results) -> float | None:
+    """The median drain rate beside schedules over the median without, in the same section;
+    None unless both were measured."""
+    if r.schedules is None or not r.schedules.plain or not r.schedules.beside:
+        return None
+    beside = _median([run.drain.tasks_per_s for run in r.schedules.beside])
+    return beside / _median([run.tasks_per_s for run in r.schedules.plain])
 
 
 def scale_verdict(r: Results) -> Verdict | None:
@@ -209,7 +230,64 @@ def figure_rows(r: Results) -> list[Row]:
                 f"{_median([run.claim_buffers for run in runs]):,.0f} buffers",
             )
         )
+    if r.schedules is not None:
+        rows += _schedule_rows(r)
     return rows
+
+
+def _schedule_rows(r: Results) -> list[Row]:
+    assert r.schedules is not None
+    s = r.schedules
+    rows: list[Row] = []
+    if s.plain:
+        rates = [run.tasks_per_s for run in s.plain]
+        rows.append(
+            (
+                f"Schedules: drain of {r.params.count:,} noop tasks, 2 `duetime worker`, "
+                "no schedules",
+                f"{_median(rates):,.0f} tasks/s",
+                _runs(rates),
+            )
+        )
+    if s.beside:
+        rates = [run.drain.tasks_per_s for run in s.beside]
+        rows.append(
+            (
+                f"Schedules: the same drain beside {s.beside[0].schedules:,} schedules (noop "
+                f"every {INTERVAL_SECONDS:.0f} s, due times spread evenly, the horizon filled)",
+                f"{_median(rates):,.0f} tasks/s",
+                f"{_runs(rates)}; occurrences the workers' schedulers made while they ran: "
+                + " · ".join(f"{run.made:,}" for run in s.beside),
+            )
+        )
+    for due, what in (
+        ("all", "all due within the 10 s horizon"),
+        ("steady", "a pass a second (steady state)"),
+    ):
+        passes = [run for run in s.passes if run.due == due]
+        if passes:
+            rows.append(
+                (
+                    f"Scheduler pass, {passes[0].schedules:,} schedules, {what}: "
+                    "`run_once()` wall time from the client, database otherwise idle",
+                    f"{_median([run.wall_ms for run in passes]):,.0f} ms",
+                    _pass_detail(passes),
+                )
+            )
+    return rows
+
+
+def _pass_detail(passes: list[PassRun]) -> str:
+    """Medians over the passes: what they made, per schedule, statements and where time went."""
+    statements = [sum(run.statements.values()) for run in passes]
+    cpu = [run.server_cpu_ms for run in passes if run.server_cpu_ms is not None]
+    server = f"; server backend CPU {_median(cpu):,.0f} ms" if len(cpu) == len(passes) else ""
+    return (
+        f"median of {len(passes)}; tasks made {_median([float(run.made) for run in passes]):,.0f}; "
+        f"{_median([run.ms_per_schedule for run in passes]):.2f} ms per schedule; "
+        f"{_median([float(n) for n in statements]):,.0f} statements, awaited "
+        f"{_median([run.statement_ms for run in passes]):,.0f} ms{server}"
+    )
 
 
 def notes(r: Results) -> list[str]:

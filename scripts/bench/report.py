@@ -22,6 +22,7 @@ from .lag import LagRun
 from .peer import PeerRun
 from .plot import write_plot
 from .scale import ScaleRun
+from .schedules import ScheduleResults
 from .submit import BulkRun, HttpRun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +72,7 @@ class Results:
     lag: list[LagRun]  # idle, then busy
     scale: list[ScaleRun]  # empty, then loaded
     minimal: list[CeilingRun] = dataclasses.field(default_factory=list)  # minimal table, batch 100
+    schedules: ScheduleResults | None = None  # the drain beside schedules, the scheduler's pass
 
 
 def machine(postgres: str, database: str) -> Machine:
@@ -142,7 +144,7 @@ which is not committed. The server is an embedded PostgreSQL in a temp dir, or t
 `DATABASE_URL`; either way the bench creates and drops its own database. Every figure of a run is
 measured on the same server in the same sitting. Figures from different machines, or from a
 shared machine at different times, do not compare; the ratios within one run do. A full run
-takes about ten minutes; `--skip peer,lag,scale,submit` leaves sections out.
+takes about ten minutes; `--skip peer,lag,scale,submit,schedules` leaves sections out.
 
 ## What is measured
 
@@ -209,6 +211,23 @@ in bulk and vacuumed; each run's drained tasks join the finished ones. Ids are U
 makes them. Before each drain, `EXPLAIN (ANALYZE, BUFFERS)` of one claim of 100 rows, rolled
 back, gives its time, its buffers and the shape of its plan. The goal compares the medians and
 wants one plan shape across all runs.
+
+**Schedules.** Every worker runs the scheduler beside its claim loop, on the same pool: about
+once a second it leases the schedules due within 10 s (a statement per 100) and makes each one's
+occurrences (a statement per schedule). The drain of `--count` tasks by 2 workers runs `--runs`
+times with no schedules, alternating with the same drain beside 1,000 enabled schedules of the
+type `noop`, every 60 s, their due times spread evenly over the minute. They are inserted in one
+statement, then one pass in the bench process makes their occurrences due within 10 s, as a
+fleet already running would have: from then on each pass of a worker's scheduler finds the ~17
+schedules a second that have come within the horizon since. The workers run the occurrences too;
+only the bench's own tasks (of no schedule) are counted, and the row says how many occurrences
+the workers made during each drain. The goal compares the two medians. Then, with no workers and
+nothing else running, `Scheduler(pool, horizon=10).run_once()` runs in the bench process on a
+pool of one connection over 10,000 schedules every 60 s: once with all due within the next 10 s
+(one pass takes every one), then 5 times a second apart on the database's clock after a pass
+that filled the horizon (about 167 each). The time is the pass's wall time at the client over
+loopback, with the part spent awaiting statements; "server backend CPU" is the `/proc` CPU time
+(10 ms ticks) of the server process that served the pool, when the server runs on this machine.
 
 ## Why the drain is not 3× PgQueuer's
 

@@ -2,7 +2,8 @@
 
     uv run python -m scripts.bench.run [--count 50000] [--workers 1,2,4] [--batches 1,10,100]
         [--runs 3] [--requests 10000] [--senders 64] [--lag-tasks 5000] [--lag-spread 10]
-        [--scale-rows 1000000] [--skip peer,lag,scale,submit] [--deadline 1800] [--dry-run]
+        [--scale-rows 1000000] [--skip peer,lag,scale,submit,schedules] [--deadline 1800]
+        [--dry-run]
 
 The server is an embedded PostgreSQL in a temp dir (deleted at the end), or DATABASE_URL's, where
 the bench creates and drops its own database. Every wait has a deadline (the bench gives up once
@@ -32,11 +33,20 @@ from .lag import LagRun, lag_once
 from .peer import PeerRun, pgqueuer_once
 from .report import Params, Results, git_commit, machine, print_table, write_doc, write_json
 from .scale import ScaleRun, scale_once
+from .schedules import (
+    BESIDE_SCHEDULES,
+    PASS_SCHEDULES,
+    ScheduleResults,
+    beside_once,
+    passes_once,
+    plain_once,
+)
 from .submit import http_rates
 
-SECTIONS = ("peer", "submit", "lag", "scale")  # the ones --skip can leave out
+SECTIONS = ("peer", "submit", "lag", "scale", "schedules")  # the ones --skip can leave out
 LAG_WORKERS = 2
 SCALE_WORKERS = 2
+SCHEDULE_WORKERS = 2
 
 
 def _positive(raw: str) -> int:
@@ -118,6 +128,7 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
     scale: list[ScaleRun] = []
     minimal: list[CeilingRun] = []
     http = None
+    schedules = None
     with database.server(database_url) as server_dsn, database.fresh_database(server_dsn) as dsn:
         postgres = asyncio.run(database.server_version(dsn))
         # The runs alternate between the systems, so a load that drifts on a shared machine
@@ -166,6 +177,8 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
                             reuse_ballast=rows > 0 and n > 1,
                         )
                         scale.append(scaled)
+        if "schedules" not in args.skip:
+            schedules = _schedules(dsn, args, deadline, console)
     params = Params(
         count=args.count,
         workers=args.workers,
@@ -191,7 +204,31 @@ def measure(args: argparse.Namespace, console: Console) -> Results:
         lag,
         scale,
         minimal,
+        schedules,
     )
+
+
+def _schedules(
+    dsn: str, args: argparse.Namespace, deadline: float, console: Console
+) -> ScheduleResults:
+    """The drain with no schedules and beside some, alternating, then the scheduler's passes."""
+    got = ScheduleResults()
+    workers = SCHEDULE_WORKERS
+    for n in range(1, args.runs + 1):
+        with console.status(f"schedules run {n}: duetime drain, {workers} workers, no schedules"):
+            got.plain.append(plain_once(dsn, args.count, workers, deadline))
+        with console.status(f"schedules run {n}: the same beside {BESIDE_SCHEDULES:,} schedules"):
+            got.beside.append(beside_once(dsn, args.count, workers, deadline))
+        with console.status(f"schedules run {n}: scheduler passes over {PASS_SCHEDULES:,}"):
+            passes = passes_once(dsn, deadline)
+            got.passes.extend(passes)
+        console.print(
+            f"schedules run {n} (tasks/s): plain {got.plain[-1].tasks_per_s:,.0f} · beside "
+            f"{got.beside[-1].drain.tasks_per_s:,.0f} ({got.beside[-1].made} occurrences made); "
+            "passes (ms): " + " · ".join(f"{p.due} {p.wall_ms:,.0f}" for p in passes),
+            highlight=False,
+        )
+    return got
 
 
 def _ceiling_count(count: int, batch: int) -> int:

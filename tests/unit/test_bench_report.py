@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
 from scripts.bench.ceiling import CeilingRun
 from scripts.bench.drain import DrainRun, WorkerShare
-from scripts.bench.figures import goal_rows
+from scripts.bench.figures import figure_rows, goal_rows
 from scripts.bench.lag import LagRun
 from scripts.bench.peer import PeerRun
 from scripts.bench.report import Machine, Params, Results, write_doc
 from scripts.bench.scale import ScaleRun
+from scripts.bench.schedules import BesideRun, PassRun, ScheduleResults
 from scripts.bench.submit import BulkRun, HttpRun
 
 PLAN = "Append > [CTE due] Limit > LockRows > Index Scan using tasks_due_idx on tasks"
@@ -50,6 +52,22 @@ def results(date: datetime, *, scale_plan: str = PLAN) -> Results:
     )
 
 
+def pass_run(due: str, wall_ms: float, taken: int, cpu: float | None = 40.0) -> PassRun:
+    calls = {"schedule_take_due": taken // 100 + 1, "schedule_materialize": taken}
+    return PassRun(10_000, due, taken, taken, wall_ms, calls, wall_ms * 0.9, cpu)
+
+
+def schedule_results() -> ScheduleResults:
+    return ScheduleResults(
+        plain=[drain(10_000), drain(12_000), drain(11_000)],
+        beside=[BesideRun(drain(r), 1000, 25) for r in (9_000, 10_500, 9_500)],
+        passes=[
+            pass_run("all", 8_000, 10_000, 3_300),
+            *(pass_run("steady", ms, 167) for ms in (100, 120, 110)),
+        ],
+    )
+
+
 def test_each_goal_stands_next_to_its_measured_ratio() -> None:
     got = goal_rows(results(datetime(2026, 1, 1, tzinfo=UTC)))
     assert [(measured, verdict) for _, measured, verdict in got] == [
@@ -76,10 +94,55 @@ def test_a_changed_plan_misses_the_scale_goal() -> None:
     assert goal_rows(r)[-1][1:] == ("75%, plan **changed**", "**not met**")
 
 
+def test_the_schedules_goal_compares_the_medians_of_one_section() -> None:
+    r = results(datetime(2026, 1, 1, tzinfo=UTC))
+    r = dataclasses.replace(r, schedules=schedule_results())
+    assert goal_rows(r)[-1] == (
+        "drain beside 1,000 active schedules ≥ 90% of the plain drain",
+        "86%",  # 9,500 / 11,000
+        "**not met**",
+    )
+
+
+def test_the_schedule_figures_list_every_run_and_each_pass() -> None:
+    r = dataclasses.replace(results(datetime(2026, 1, 1, tzinfo=UTC)), schedules=schedule_results())
+    rows = {figure: (result, detail) for figure, result, detail in figure_rows(r)}
+    plain = rows["Schedules: drain of 1,000 noop tasks, 2 `duetime worker`, no schedules"]
+    assert plain == ("11,000 tasks/s", "median of 3; runs 10,000 · 12,000 · 11,000")
+    beside = next(v for k, v in rows.items() if k.startswith("Schedules: the same drain beside"))
+    assert beside == (
+        "9,500 tasks/s",
+        "median of 3; runs 9,000 · 10,500 · 9,500; "
+        "occurrences the workers' schedulers made while they ran: 25 · 25 · 25",
+    )
+    passes = [v for k, v in rows.items() if k.startswith("Scheduler pass, 10,000 schedules")]
+    assert passes == [
+        (
+            "8,000 ms",
+            "median of 1; tasks made 10,000; 0.80 ms per schedule; 10,101 statements, "
+            "awaited 7,200 ms; server backend CPU 3,300 ms",
+        ),
+        (
+            "110 ms",
+            "median of 3; tasks made 167; 0.66 ms per schedule; 169 statements, awaited 99 ms; "
+            "server backend CPU 40 ms",
+        ),
+    ]
+
+
+def test_a_pass_without_the_server_cpu_says_nothing_of_it() -> None:
+    s = ScheduleResults(passes=[pass_run("all", 8_000, 10_000, None)])
+    r = dataclasses.replace(results(datetime(2026, 1, 1, tzinfo=UTC)), schedules=s)
+    detail = figure_rows(r)[-1][2]
+    assert "awaited 7,200 ms" in detail
+    assert "CPU" not in detail
+
+
 def test_the_doc_keeps_earlier_runs_and_only_the_newest_shows_the_plot(tmp_path: Path) -> None:
     doc, plot = tmp_path / "benchmarks.md", tmp_path / "benchmarks.png"
     write_doc(results(datetime(2026, 1, 1, tzinfo=UTC)), doc, plot)
-    write_doc(results(datetime(2026, 1, 2, tzinfo=UTC)), doc, plot)
+    newest = results(datetime(2026, 1, 2, tzinfo=UTC))
+    write_doc(dataclasses.replace(newest, schedules=schedule_results()), doc, plot)
     text = doc.read_text()
     latest, history = text.split("## History")
     assert "2026-01-02" in latest
@@ -88,4 +151,7 @@ def test_the_doc_keeps_earlier_runs_and_only_the_newest_shows_the_plot(tmp_path:
     assert latest.count("![throughput, this run](benchmarks.png)") == 1
     assert "benchmarks.png" not in history
     assert "| drain, 2 processes ≥ 3× PgQueuer with 2 | 2.4× | **not met** |" in latest
+    goal = "| drain beside 1,000 active schedules ≥ 90% of the plain drain | 86% | **not met** |"
+    assert goal in latest
+    assert "| Scheduler pass, 10,000 schedules, a pass a second (steady state)" in latest
     assert plot.read_bytes().startswith(b"\x89PNG")
