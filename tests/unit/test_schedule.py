@@ -168,6 +168,9 @@ def test_wall_to_utc_names_the_three_cases() -> None:
         (lambda: parse_interval("PT0.5S"), "interval", "at least 1"),
         (lambda: parse_interval(0), "interval", "at least 1"),
         (lambda: parse_interval(True), "interval", "duration"),
+        (lambda: parse_interval("P36501D"), "interval", "at most"),  # over 100 years
+        (lambda: parse_interval("PT99999999999999999999H"), "interval", "at most"),  # no timedelta
+        (lambda: parse_interval(1e300), "interval", "at most"),
         (lambda: zone("Mars/Olympus"), "timezone", "IANA"),
         (lambda: Cadence(cron="* * * * *", interval_seconds=5), "cron", "exactly one"),
         (
@@ -190,6 +193,14 @@ def test_intervals_in_iso_8601_and_seconds() -> None:
     assert parse_interval("P1W") == 7 * 86400
     assert parse_interval("PT1H30M") == 5400
     assert parse_interval(90) == 90
+
+
+def test_a_cadence_ends_near_the_end_of_the_year_9999() -> None:
+    """Occurrences past what a datetime holds (the cron heap looks a little ahead, so its last
+    day is the 30th, which is also the last the API accepts) end the cadence, with no error."""
+    century = Cadence(interval_seconds=100 * 365 * 86400.0, anchor=utc(9950, 1, 1))
+    assert century.next_runs(utc(9999, 1, 1), 5) == []
+    assert Cadence(cron="0 0 0 * * *").next_runs(utc(9999, 12, 29), 5) == [utc(9999, 12, 30)]
 
 
 def test_which_hours_fire_at_every_instant() -> None:
