@@ -201,7 +201,7 @@ async def delete_schedule(name: NameParam, state: State) -> ScheduleDeleted:
 
 
 # The fields that decide when occurrences fall: a change to any of them moves next_at.
-_CADENCE_FIELDS = ("cron", "interval", "timezone", "start_at", "end_at")
+_CADENCE_FIELDS = frozenset({"cron", "interval", "timezone", "start_at", "end_at"})
 
 
 def _asked(data: ScheduleChange) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def _changed(data: ScheduleChange, row: Any, state: State) -> tuple[object, ...]
     except (ScheduleError, PolicyError) as exc:
         raise _refused(exc) from None
     next_at = row["next_at"]
-    if asked.keys() & set(_CADENCE_FIELDS):
+    if asked.keys() & _CADENCE_FIELDS:
         # The new cadence from now on, after every occurrence the old one made already.
         since = max(now, row["last_made"] or now)
         first = cadence.next_runs(since, 1)
@@ -258,7 +258,7 @@ def _changed(data: ScheduleChange, row: Any, state: State) -> tuple[object, ...]
         field("catch_up"),
         field("catch_up_limit"),
         *policy.columns,
-        anchor if cadence.start_at is None else cadence.start_at,
+        cadence.anchor,  # start_at, else `anchor`: what create stores
         next_at,
     )
 

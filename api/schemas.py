@@ -160,7 +160,9 @@ CronExpression = Annotated[
 ]
 Interval = (
     Annotated[str, msgspec.Meta(max_length=100, description="An ISO 8601 duration: PT30S.")]
-    | Annotated[float, msgspec.Meta(ge=1, description="Seconds, at least 1.")]
+    | Annotated[
+        float, msgspec.Meta(ge=1, le=MAX_DURATION_SECONDS, description="Seconds, 1 to 100 years.")
+    ]
 )
 ZoneName = Annotated[str, msgspec.Meta(max_length=100, description="An IANA name.")]
 Overlap = Literal["allow", "skip"]
